@@ -1,0 +1,621 @@
+//! The breaker: admission, outcome recording and the state machine.
+//!
+//! The hot path touches atomics only. The state and its generation share one word, so admitting
+//! a call in the closed state is a single load. Every transition happens under one small mutex
+//! that re-checks the word it expects, so two threads that see the same trip condition produce
+//! one transition; listeners are told after the mutex is released.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use super::clock::{Clock, Nanos, SystemClock, duration_nanos};
+use super::config::BreakerConfig;
+use super::events::{Listener, Listeners, Transition};
+use super::jitter::{Jitter, SplitMix};
+use super::permit::{Outcome, Permit, Rejected, Ticket};
+use super::snapshot::Snapshot;
+use super::state::{State, TransitionReason, pack, unpack};
+use super::window::{Counts, Kind, RollingWindow};
+
+/// A circuit breaker guarding one dependency.
+///
+/// Ask for a [`Permit`] before each call and report the outcome on it; a rejected call gets a
+/// [`Rejected`] value saying when to try again. See the [module docs](super) for the rules.
+pub struct Breaker {
+    // Read on every call.
+    word: AtomicU64,
+    open_until: AtomicU64,
+    consecutive_failures: AtomicU32,
+    track_slow: bool,
+    window: RollingWindow,
+    // Probe bookkeeping: the low 32 bits of the generation beside a count, so a permit from an
+    // earlier half-open cycle can neither take nor free a slot of the current one.
+    probes: AtomicU64,
+    probe_successes: AtomicU64,
+    rejected: AtomicU64,
+    last_success: AtomicU64,
+    last_failure: AtomicU64,
+    config: BreakerConfig,
+    name: Arc<str>,
+    clock: Arc<dyn Clock>,
+    jitter: Arc<dyn Jitter>,
+    listeners: Listeners,
+    cold: Mutex<Cold>,
+}
+
+/// What only transitions touch.
+#[derive(Debug)]
+struct Cold {
+    state_changed_at: Nanos,
+    consecutive_trips: u32,
+    last_trip: Option<TransitionReason>,
+}
+
+/// Builds a [`Breaker`] with a chosen clock, jitter source and listeners.
+#[must_use]
+#[derive(Debug)]
+pub struct BreakerBuilder {
+    name: Arc<str>,
+    config: BreakerConfig,
+    clock: Arc<dyn Clock>,
+    jitter: Arc<dyn Jitter>,
+    listeners: Listeners,
+}
+
+impl BreakerBuilder {
+    /// The clock the breaker reads (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The randomness for grown open durations (default: [`SplitMix`]).
+    pub fn jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Adds a listener told of every transition.
+    pub fn listener(mut self, listener: Arc<dyn Listener>) -> Self {
+        self.listeners = self.listeners.with(listener);
+        self
+    }
+
+    pub(crate) fn listeners(mut self, listeners: &Listeners) -> Self {
+        self.listeners = listeners.clone();
+        self
+    }
+
+    /// The breaker, closed.
+    pub fn build(self) -> Breaker {
+        let now = self.clock.now();
+        Breaker {
+            word: AtomicU64::new(pack(State::Closed, 0)),
+            open_until: AtomicU64::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            track_slow: self.config.slow_call_duration().is_some(),
+            window: RollingWindow::new(self.config.bucket_nanos(), self.config.buckets()),
+            probes: AtomicU64::new(0),
+            probe_successes: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            last_success: AtomicU64::new(0),
+            last_failure: AtomicU64::new(0),
+            config: self.config,
+            name: self.name,
+            clock: self.clock,
+            jitter: self.jitter,
+            listeners: self.listeners,
+            cold: Mutex::new(Cold {
+                state_changed_at: now,
+                consecutive_trips: 0,
+                last_trip: None,
+            }),
+        }
+    }
+}
+
+fn tagged(generation: u64, count: u32) -> u64 {
+    (generation << 32) | u64::from(count)
+}
+
+fn tag_matches(word: u64, generation: u64) -> bool {
+    (word >> 32) == (generation & u64::from(u32::MAX))
+}
+
+/// A timestamp stored so that 0 means "never".
+fn stamp(now: Nanos) -> u64 {
+    now.0.saturating_add(1)
+}
+
+fn unstamp(stored: u64) -> Option<Nanos> {
+    stored.checked_sub(1).map(Nanos)
+}
+
+impl Breaker {
+    /// A breaker on the system clock with no listeners.
+    pub fn new(name: impl Into<Arc<str>>, config: BreakerConfig) -> Breaker {
+        Self::builder(name, config).build()
+    }
+
+    /// A builder for a breaker with its own clock, jitter or listeners.
+    pub fn builder(name: impl Into<Arc<str>>, config: BreakerConfig) -> BreakerBuilder {
+        BreakerBuilder {
+            name: name.into(),
+            config,
+            clock: Arc::new(SystemClock::new()),
+            jitter: Arc::new(SplitMix::default()),
+            listeners: Listeners::default(),
+        }
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// The breaker's settings.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    /// The clock the breaker reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The current state (an open breaker past its deadline still reads open until the next
+    /// call or [`tick`](Self::tick)).
+    pub fn state(&self) -> State {
+        unpack(self.word.load(Acquire)).0
+    }
+
+    /// Asks to make a call. The permit must be given the call's outcome; dropped without one,
+    /// the call counts as ignored.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<&Breaker>, Rejected> {
+        self.admit().map(|ticket| Permit::new(self, ticket))
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), with a permit that owns a handle to the breaker
+    /// (for futures that must be `'static`).
+    #[inline]
+    pub fn try_acquire_owned(self: &Arc<Self>) -> Result<Permit<Arc<Breaker>>, Rejected> {
+        self.admit().map(|ticket| Permit::new(Arc::clone(self), ticket))
+    }
+
+    /// When the breaker will next change state by itself (an open breaker turning half-open),
+    /// so a runtime can wake exactly then and call [`tick`](Self::tick).
+    pub fn next_deadline(&self) -> Option<Nanos> {
+        match unpack(self.word.load(Acquire)).0 {
+            State::Open => Some(Nanos(self.open_until.load(Acquire))),
+            _ => None,
+        }
+    }
+
+    /// Applies the transition that is due by now, if any; returns whether one happened.
+    pub fn tick(&self) -> bool {
+        let word = self.word.load(Acquire);
+        let (state, _) = unpack(word);
+        let now = self.clock.now();
+        state == State::Open
+            && now.0 >= self.open_until.load(Acquire)
+            && self.transition(word, State::HalfOpen, TransitionReason::OpenDurationElapsed, now)
+    }
+
+    fn admit(&self) -> Result<Ticket, Rejected> {
+        // Each pass either admits, rejects, or follows a transition made meanwhile; transitions
+        // are finite, so this ends.
+        loop {
+            let word = self.word.load(Acquire);
+            let (state, generation) = unpack(word);
+            match state {
+                State::Closed | State::Disabled => return Ok(self.ticket(generation, false)),
+                State::Open => {
+                    let now = self.clock.now();
+                    let until = self.open_until.load(Acquire);
+                    if now.0 < until {
+                        return Err(self.reject(
+                            State::Open,
+                            Some(Nanos(until).saturating_duration_since(now)),
+                        ));
+                    }
+                    self.transition(
+                        word,
+                        State::HalfOpen,
+                        TransitionReason::OpenDurationElapsed,
+                        now,
+                    );
+                }
+                State::HalfOpen => {
+                    let probes = self.probes.load(Acquire);
+                    if !tag_matches(probes, generation) {
+                        continue;
+                    }
+                    if probes as u32 >= self.config.half_open_max_calls() {
+                        return Err(self.reject(State::HalfOpen, None));
+                    }
+                    if self
+                        .probes
+                        .compare_exchange_weak(probes, probes + 1, AcqRel, Relaxed)
+                        .is_ok()
+                    {
+                        return Ok(self.ticket(generation, true));
+                    }
+                }
+                State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
+            }
+        }
+    }
+
+    #[inline]
+    fn ticket(&self, generation: u64, probe: bool) -> Ticket {
+        let started = if self.track_slow {
+            self.clock.now()
+        } else {
+            Nanos::ZERO
+        };
+        Ticket {
+            generation,
+            probe,
+            started,
+        }
+    }
+
+    fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
+        self.rejected.fetch_add(1, Relaxed);
+        Rejected::new(state, retry_after)
+    }
+
+    /// Hands back a probe slot of the ticket's half-open cycle, if it still is the current one.
+    fn release_probe(&self, ticket: &Ticket) {
+        if !ticket.probe {
+            return;
+        }
+        let mut probes = self.probes.load(Acquire);
+        while tag_matches(probes, ticket.generation) && probes as u32 > 0 {
+            match self
+                .probes
+                .compare_exchange_weak(probes, probes - 1, AcqRel, Acquire)
+            {
+                Ok(_) => return,
+                Err(actual) => probes = actual,
+            }
+        }
+    }
+
+    pub(crate) fn release(&self, ticket: &Ticket) {
+        self.release_probe(ticket);
+    }
+
+    pub(crate) fn record(&self, ticket: &Ticket, outcome: Outcome, elapsed: Option<Duration>) {
+        self.release_probe(ticket);
+        if outcome == Outcome::Ignored {
+            return;
+        }
+        let now = self.clock.now();
+        let word = self.word.load(Acquire);
+        let (state, generation) = unpack(word);
+        if generation != ticket.generation {
+            // A late outcome from an earlier cycle decides nothing in this one.
+            return;
+        }
+        let slow = self.is_slow(ticket, elapsed, now);
+        self.count(now, outcome, slow);
+        match state {
+            State::Closed if outcome != Outcome::Success || slow => {
+                if let Some(reason) = self.trip_reason(now, outcome) {
+                    self.transition(word, State::Open, reason, now);
+                }
+            }
+            State::HalfOpen => self.judge_probe(word, outcome, slow, now),
+            _ => {}
+        }
+    }
+
+    fn is_slow(&self, ticket: &Ticket, elapsed: Option<Duration>, now: Nanos) -> bool {
+        match self.config.slow_call_duration() {
+            None => false,
+            Some(threshold) => {
+                elapsed.unwrap_or_else(|| now.saturating_duration_since(ticket.started))
+                    >= threshold
+            }
+        }
+    }
+
+    #[inline]
+    fn count(&self, now: Nanos, outcome: Outcome, slow: bool) {
+        let kind = match outcome {
+            Outcome::Success => Kind::Success,
+            Outcome::Timeout => Kind::Timeout,
+            Outcome::Failure | Outcome::RetryAfter(_) => Kind::Failure,
+            Outcome::Ignored => return,
+        };
+        self.window.record(now, kind);
+        if slow {
+            self.window.record(now, Kind::Slow);
+        }
+        let (last, stamped) = if kind == Kind::Success {
+            if self.consecutive_failures.load(Relaxed) != 0 {
+                self.consecutive_failures.store(0, Relaxed);
+            }
+            (&self.last_success, stamp(now))
+        } else {
+            self.consecutive_failures.fetch_add(1, Relaxed);
+            (&self.last_failure, stamp(now))
+        };
+        // Skip the store when the clock has not moved, to keep the line shared between cores.
+        if last.load(Relaxed) != stamped {
+            last.store(stamped, Relaxed);
+        }
+    }
+
+    /// The rule that trips a closed breaker after this outcome, if any.
+    fn trip_reason(&self, now: Nanos, outcome: Outcome) -> Option<TransitionReason> {
+        if let Outcome::RetryAfter(hint) = outcome
+            && self.config.honor_retry_after()
+        {
+            return Some(TransitionReason::RetryAfter {
+                duration: hint.min(self.config.retry_after_cap()),
+            });
+        }
+        let consecutive = self.consecutive_failures.load(Relaxed);
+        if consecutive >= self.config.failure_threshold() {
+            return Some(TransitionReason::ConsecutiveFailures { count: consecutive });
+        }
+        let counts = self.window.counts(now);
+        let calls = counts.calls();
+        if calls < u64::from(self.config.minimum_calls()) {
+            return None;
+        }
+        if self
+            .config
+            .failure_rate_threshold()
+            .reached_by(counts.failed(), calls)
+        {
+            return Some(TransitionReason::FailureRate {
+                failed: counts.failed(),
+                calls,
+            });
+        }
+        match self.config.slow_call_rate_threshold() {
+            Some(threshold) if threshold.reached_by(counts.slow, calls) => {
+                Some(TransitionReason::SlowCallRate {
+                    slow: counts.slow,
+                    calls,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// A half-open probe's outcome: enough successes close, any failure re-opens. A slow probe
+    /// counts as failed when slowness can trip the breaker.
+    fn judge_probe(&self, word: u64, outcome: Outcome, slow: bool, now: Nanos) {
+        let (_, generation) = unpack(word);
+        let failed = match outcome {
+            Outcome::Success => slow && self.config.slow_call_rate_threshold().is_some(),
+            _ => true,
+        };
+        if failed {
+            let reason = match outcome {
+                Outcome::RetryAfter(hint) if self.config.honor_retry_after() => {
+                    TransitionReason::RetryAfter {
+                        duration: hint.min(self.config.retry_after_cap()),
+                    }
+                }
+                _ => TransitionReason::ProbeFailed,
+            };
+            self.transition(word, State::Open, reason, now);
+            return;
+        }
+        let mut successes = self.probe_successes.load(Acquire);
+        loop {
+            if !tag_matches(successes, generation) {
+                return;
+            }
+            match self.probe_successes.compare_exchange_weak(
+                successes,
+                successes + 1,
+                AcqRel,
+                Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => successes = actual,
+            }
+        }
+        if successes as u32 + 1 >= self.config.half_open_success_threshold() {
+            self.transition(word, State::Closed, TransitionReason::ProbesSucceeded, now);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Cold> {
+        // The guarded data stays consistent even if a listener panicked elsewhere.
+        self.cold.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Moves from the state in `expected` (state and generation) to `to`. Returns false, doing
+    /// nothing, when another thread changed the state first.
+    fn transition(&self, expected: u64, to: State, reason: TransitionReason, now: Nanos) -> bool {
+        let event = {
+            let mut cold = self.lock();
+            if self.word.load(Acquire) != expected {
+                return false;
+            }
+            self.enter(&mut cold, expected, to, reason, now)
+        };
+        self.listeners.notify(&event);
+        true
+    }
+
+    /// Moves from whatever the state is to `to` (operator actions). Returns the transition, or
+    /// `None` when the breaker already was in `to` (counters are cleared on reset regardless).
+    fn transition_from_any(&self, to: State, reason: TransitionReason) -> Option<Transition> {
+        let now = self.clock.now();
+        let event = {
+            let mut cold = self.lock();
+            let word = self.word.load(Acquire);
+            if reason == TransitionReason::Reset {
+                self.clear_counters(&mut cold);
+            }
+            if unpack(word).0 == to {
+                return None;
+            }
+            self.enter(&mut cold, word, to, reason, now)
+        };
+        self.listeners.notify(&event);
+        Some(event)
+    }
+
+    /// Sets up `to` and publishes it. Runs under the transition lock.
+    fn enter(
+        &self,
+        cold: &mut Cold,
+        from_word: u64,
+        to: State,
+        reason: TransitionReason,
+        now: Nanos,
+    ) -> Transition {
+        let (from, generation) = unpack(from_word);
+        let generation = generation + 1;
+        let mut open_until = None;
+        match to {
+            State::Open => {
+                cold.consecutive_trips = cold.consecutive_trips.saturating_add(1);
+                cold.last_trip = Some(reason);
+                let until = now.saturating_add(self.open_duration(cold.consecutive_trips, reason));
+                self.open_until.store(until.0, Release);
+                open_until = Some(until);
+            }
+            State::HalfOpen => {
+                self.probes.store(tagged(generation, 0), Release);
+                self.probe_successes.store(tagged(generation, 0), Release);
+            }
+            State::Closed => {
+                self.window.clear();
+                self.consecutive_failures.store(0, Relaxed);
+                cold.consecutive_trips = 0;
+            }
+            State::ForcedOpen | State::Disabled => {}
+        }
+        cold.state_changed_at = now;
+        self.word.store(pack(to, generation), Release);
+        Transition {
+            breaker: Arc::clone(&self.name),
+            from,
+            to,
+            reason,
+            generation,
+            at: now,
+            wall: self.clock.wall_at(now),
+            open_until,
+        }
+    }
+
+    /// How long the `trips`-th consecutive trip keeps the breaker open.
+    fn open_duration(&self, trips: u32, reason: TransitionReason) -> Duration {
+        if let TransitionReason::RetryAfter { duration } = reason {
+            return duration;
+        }
+        let base = self.config.open_duration();
+        let Some(max) = self.config.open_duration_max() else {
+            return base;
+        };
+        let doublings = trips.saturating_sub(1).min(63);
+        let grown = duration_nanos(base)
+            .saturating_mul(1u64 << doublings)
+            .min(duration_nanos(max));
+        let cut = grown as f64 * f64::from(self.config.jitter()) / 100.0 * self.jitter.fraction();
+        Duration::from_nanos(grown - (cut as u64).min(grown - 1))
+    }
+
+    fn clear_counters(&self, cold: &mut Cold) {
+        self.window.reset();
+        self.consecutive_failures.store(0, Relaxed);
+        self.rejected.store(0, Relaxed);
+        self.last_success.store(0, Relaxed);
+        self.last_failure.store(0, Relaxed);
+        cold.consecutive_trips = 0;
+        cold.last_trip = None;
+    }
+
+    /// Back to closed with every counter cleared; ends forced-open and disabled.
+    pub fn reset(&self) -> Option<Transition> {
+        self.transition_from_any(State::Closed, TransitionReason::Reset)
+    }
+
+    /// Trips the breaker now, as if its dependency had failed (the open duration applies).
+    pub fn trip(&self) -> Option<Transition> {
+        self.transition_from_any(State::Open, TransitionReason::ManualTrip)
+    }
+
+    /// Rejects every call until [`reset`](Self::reset).
+    pub fn force_open(&self) -> Option<Transition> {
+        self.transition_from_any(State::ForcedOpen, TransitionReason::ForcedOpen)
+    }
+
+    /// Lets every call pass, still counting outcomes, until [`reset`](Self::reset).
+    pub fn disable(&self) -> Option<Transition> {
+        self.transition_from_any(State::Disabled, TransitionReason::Disabled)
+    }
+
+    /// Every figure of the breaker at this moment.
+    pub fn snapshot(&self) -> Snapshot {
+        let now = self.clock.now();
+        let (cold_changed_at, consecutive_trips, last_trip) = {
+            let cold = self.lock();
+            (cold.state_changed_at, cold.consecutive_trips, cold.last_trip)
+        };
+        let (state, generation) = unpack(self.word.load(Acquire));
+        let lifetime = self.window.lifetime();
+        let window = self.window.counts(now);
+        let open_until = (state == State::Open).then(|| Nanos(self.open_until.load(Acquire)));
+        let probes = self.probes.load(Acquire);
+        Snapshot {
+            name: Arc::clone(&self.name),
+            state,
+            generation,
+            total_requests: lifetime.calls() + self.rejected.load(Relaxed),
+            successful_requests: lifetime.successes,
+            failed_requests: lifetime.failures,
+            timeouts: lifetime.timeouts,
+            rejected_requests: self.rejected.load(Relaxed),
+            slow_requests: lifetime.slow,
+            consecutive_failures: self.consecutive_failures.load(Relaxed),
+            window,
+            failure_ratio: failure_ratio(&window, self.config.minimum_calls()),
+            last_failure_time: unstamp(self.last_failure.load(Relaxed))
+                .map(|at| self.clock.wall_at(at)),
+            last_success_time: unstamp(self.last_success.load(Relaxed))
+                .map(|at| self.clock.wall_at(at)),
+            state_changed_at: self.clock.wall_at(cold_changed_at),
+            open_until: open_until.map(|at| self.clock.wall_at(at)),
+            retry_after: open_until.map(|at| at.saturating_duration_since(now)),
+            half_open_probes: if state == State::HalfOpen && tag_matches(probes, generation) {
+                probes as u32
+            } else {
+                0
+            },
+            consecutive_trips,
+            last_trip,
+        }
+    }
+}
+
+/// Failed share of the window's calls, or `None` until the window holds `minimum_calls`.
+fn failure_ratio(window: &Counts, minimum_calls: u32) -> Option<f64> {
+    let calls = window.calls();
+    (calls >= u64::from(minimum_calls) && calls > 0)
+        .then(|| window.failed() as f64 / calls as f64)
+}
+
+impl fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Breaker")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}

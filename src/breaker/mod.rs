@@ -1,0 +1,44 @@
+//! The breaker core: pure state machine, rolling window, registry and events. No I/O, no async
+//! runtime; time comes from a [`Clock`].
+//!
+//! # Vocabulary
+//!
+//! - **closed**: calls pass; outcomes are counted in a rolling window.
+//! - **trip** (closed → **open**): when `failure_threshold` consecutive failures happen, or the
+//!   failure rate reaches `failure_rate_threshold` over at least `minimum_calls` calls in the
+//!   window, or (if set) the slow-call rate reaches `slow_call_rate_threshold` likewise, or a
+//!   failure carries a `Retry-After` hint and `honor_retry_after` is on.
+//! - **open**: calls are rejected with the time left; after `open_duration` (doubling per
+//!   consecutive trip up to `open_duration_max`, with jitter) the breaker turns **half_open** on
+//!   the next call or [`Breaker::tick`], whichever comes first; [`Breaker::next_deadline`] says
+//!   when.
+//! - **half_open**: at most `half_open_max_calls` probes at once; `half_open_success_threshold`
+//!   successes close the breaker, any failure re-opens it.
+//! - **forced_open** / **disabled**: manual states ending only with **reset**; disabled lets every
+//!   call pass and still counts outcomes.
+//!
+//! Timeouts are failures. Every transition bumps the breaker's generation; an outcome reported on
+//! a permit from an earlier generation is dropped, so a slow call from before a trip decides
+//! nothing in the new cycle.
+
+mod circuit;
+mod clock;
+mod config;
+mod events;
+mod jitter;
+mod permit;
+mod registry;
+mod snapshot;
+mod state;
+mod window;
+
+pub use circuit::{Breaker, BreakerBuilder};
+pub use clock::{Clock, ManualClock, Nanos, SystemClock};
+pub use config::{BreakerConfig, BreakerConfigBuilder, ConfigError, Percent};
+pub use events::{Listener, Transition};
+pub use jitter::{Jitter, NoJitter, SplitMix};
+pub use permit::{Outcome, Permit, Rejected};
+pub use registry::{Registry, RegistryBuilder};
+pub use snapshot::Snapshot;
+pub use state::{State, TransitionReason};
+pub use window::Counts;
