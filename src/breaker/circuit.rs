@@ -182,7 +182,8 @@ impl Breaker {
     /// (for futures that must be `'static`).
     #[inline]
     pub fn try_acquire_owned(self: &Arc<Self>) -> Result<Permit<Arc<Breaker>>, Rejected> {
-        self.admit().map(|ticket| Permit::new(Arc::clone(self), ticket))
+        self.admit()
+            .map(|ticket| Permit::new(Arc::clone(self), ticket))
     }
 
     /// When the breaker will next change state by itself (an open breaker turning half-open),
@@ -201,7 +202,12 @@ impl Breaker {
         let now = self.clock.now();
         state == State::Open
             && now.0 >= self.open_until.load(Acquire)
-            && self.transition(word, State::HalfOpen, TransitionReason::OpenDurationElapsed, now)
+            && self.transition(
+                word,
+                State::HalfOpen,
+                TransitionReason::OpenDurationElapsed,
+                now,
+            )
     }
 
     fn admit(&self) -> Result<Ticket, Rejected> {
@@ -565,7 +571,11 @@ impl Breaker {
         let now = self.clock.now();
         let (cold_changed_at, consecutive_trips, last_trip) = {
             let cold = self.lock();
-            (cold.state_changed_at, cold.consecutive_trips, cold.last_trip)
+            (
+                cold.state_changed_at,
+                cold.consecutive_trips,
+                cold.last_trip,
+            )
         };
         let (state, generation) = unpack(self.word.load(Acquire));
         let lifetime = self.window.lifetime();
@@ -606,8 +616,7 @@ impl Breaker {
 /// Failed share of the window's calls, or `None` until the window holds `minimum_calls`.
 fn failure_ratio(window: &Counts, minimum_calls: u32) -> Option<f64> {
     let calls = window.calls();
-    (calls >= u64::from(minimum_calls) && calls > 0)
-        .then(|| window.failed() as f64 / calls as f64)
+    (calls >= u64::from(minimum_calls) && calls > 0).then(|| window.failed() as f64 / calls as f64)
 }
 
 impl fmt::Debug for Breaker {

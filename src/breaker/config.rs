@@ -294,14 +294,14 @@ impl BreakerConfigBuilder {
                 )
             })?;
         if config.minimum_calls == 0 {
-            return Err(ConfigError::new(
-                "minimum_calls",
-                0,
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new("minimum_calls", 0, "must be at least 1"));
         }
         if config.window.is_zero() {
-            return Err(ConfigError::new("window", config.window, "must be positive"));
+            return Err(ConfigError::new(
+                "window",
+                config.window,
+                "must be positive",
+            ));
         }
         if config.buckets == 0 || config.buckets > 1000 {
             return Err(ConfigError::new(
@@ -405,7 +405,10 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        assert_eq!(BreakerConfig::builder().build(), Ok(BreakerConfig::default()));
+        assert_eq!(
+            BreakerConfig::builder().build(),
+            Ok(BreakerConfig::default())
+        );
     }
 
     #[test]
@@ -413,7 +416,10 @@ mod tests {
         let err = refused(BreakerConfig::builder().failure_threshold(0));
         assert_eq!(err.field(), "failure_threshold");
         assert_eq!(err.value(), "0");
-        assert!(err.to_string().starts_with("invalid `failure_threshold` = 0: must be"));
+        assert!(
+            err.to_string()
+                .starts_with("invalid `failure_threshold` = 0: must be")
+        );
 
         for percent in [0, 101, 255] {
             let err = refused(BreakerConfig::builder().failure_rate_threshold(percent));
@@ -439,7 +445,10 @@ mod tests {
     #[test]
     fn buckets_must_divide_the_window_sensibly() {
         for buckets in [0, 1001] {
-            assert_eq!(refused(BreakerConfig::builder().buckets(buckets)).field(), "buckets");
+            assert_eq!(
+                refused(BreakerConfig::builder().buckets(buckets)).field(),
+                "buckets"
+            );
         }
         let uneven = BreakerConfig::builder()
             .window(Duration::from_nanos(10_000_000_001))
@@ -486,7 +495,11 @@ mod tests {
             .build()
             .expect("valid");
         assert_eq!(base.to_builder().build(), Ok(base.clone()));
-        let plex = base.to_builder().failure_threshold(3).build().expect("valid");
+        let plex = base
+            .to_builder()
+            .failure_threshold(3)
+            .build()
+            .expect("valid");
         assert_eq!(plex.failure_threshold(), 3);
         assert_eq!(plex.slow_call_rate_threshold(), Percent::new(70));
     }

@@ -70,9 +70,7 @@ impl<B: Borrow<Breaker>> Permit<B> {
     #[inline]
     pub fn record(mut self, outcome: Outcome) {
         self.settled = true;
-        self.breaker
-            .borrow()
-            .record(&self.ticket, outcome, None);
+        self.breaker.borrow().record(&self.ticket, outcome, None);
     }
 
     /// Reports the outcome with the call's duration as the caller measured it.

@@ -188,11 +188,7 @@ impl Registry {
 
     /// Applies every transition due by now; returns how many happened.
     pub fn tick(&self) -> usize {
-        self.breakers
-            .load()
-            .values()
-            .filter(|b| b.tick())
-            .count()
+        self.breakers.load().values().filter(|b| b.tick()).count()
     }
 }
 

@@ -171,7 +171,11 @@ mod tests {
     #[test]
     fn reasons_read_well() {
         assert_eq!(
-            TransitionReason::FailureRate { failed: 6, calls: 10 }.to_string(),
+            TransitionReason::FailureRate {
+                failed: 6,
+                calls: 10
+            }
+            .to_string(),
             "6 of 10 calls failed"
         );
         assert_eq!(TransitionReason::ProbeFailed.to_string(), "probe failed");
