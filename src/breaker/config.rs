@@ -311,7 +311,7 @@ impl BreakerConfigBuilder {
             ));
         }
         let window_nanos = duration_nanos(config.window);
-        if window_nanos % u64::from(config.buckets) != 0 {
+        if !window_nanos.is_multiple_of(u64::from(config.buckets)) {
             return Err(ConfigError::new(
                 "buckets",
                 config.buckets,
