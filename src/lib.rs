@@ -47,9 +47,11 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod breaker;
+mod coarse_clock;
 pub mod layer;
 
 pub use breaker::{
     Breaker, BreakerConfig, Clock, ConfigError, ManualClock, Outcome, Permit, Registry, Rejected,
     Snapshot, State, SystemClock, Transition, TransitionReason,
 };
+pub use coarse_clock::CoarseClock;
