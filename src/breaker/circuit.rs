@@ -34,7 +34,6 @@ pub struct Breaker {
     // earlier half-open cycle can neither take nor free a slot of the current one.
     probes: AtomicU64,
     probe_successes: AtomicU64,
-    rejected: AtomicU64,
     last_success: AtomicU64,
     last_failure: AtomicU64,
     config: BreakerConfig,
@@ -99,7 +98,6 @@ impl BreakerBuilder {
             window: RollingWindow::new(self.config.bucket_nanos(), self.config.buckets()),
             probes: AtomicU64::new(0),
             probe_successes: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
             last_success: AtomicU64::new(0),
             last_failure: AtomicU64::new(0),
             config: self.config,
@@ -270,7 +268,7 @@ impl Breaker {
     }
 
     fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
-        self.rejected.fetch_add(1, Relaxed);
+        self.window.record_rejection();
         Rejected::new(state, retry_after)
     }
 
@@ -295,13 +293,23 @@ impl Breaker {
         self.release_probe(ticket);
     }
 
+    #[inline]
     pub(crate) fn record(&self, ticket: &Ticket, outcome: Outcome, elapsed: Option<Duration>) {
+        let now = self.clock.now();
+        let word = self.word.load(Acquire);
+        // The common case first: a plain success in the cycle that admitted it.
+        if outcome == Outcome::Success
+            && !ticket.probe
+            && !self.track_slow
+            && word == pack(State::Closed, ticket.generation)
+        {
+            self.count(now, outcome, false);
+            return;
+        }
         self.release_probe(ticket);
         if outcome == Outcome::Ignored {
             return;
         }
-        let now = self.clock.now();
-        let word = self.word.load(Acquire);
         let (state, generation) = unpack(word);
         if generation != ticket.generation {
             // A late outcome from an earlier cycle decides nothing in this one.
@@ -539,7 +547,6 @@ impl Breaker {
     fn clear_counters(&self, cold: &mut Cold) {
         self.window.reset();
         self.consecutive_failures.store(0, Relaxed);
-        self.rejected.store(0, Relaxed);
         self.last_success.store(0, Relaxed);
         self.last_failure.store(0, Relaxed);
         cold.consecutive_trips = 0;
@@ -579,6 +586,7 @@ impl Breaker {
         };
         let (state, generation) = unpack(self.word.load(Acquire));
         let lifetime = self.window.lifetime();
+        let rejected = self.window.rejected();
         let window = self.window.counts(now);
         let open_until = (state == State::Open).then(|| Nanos(self.open_until.load(Acquire)));
         let probes = self.probes.load(Acquire);
@@ -586,11 +594,11 @@ impl Breaker {
             name: Arc::clone(&self.name),
             state,
             generation,
-            total_requests: lifetime.calls() + self.rejected.load(Relaxed),
+            total_requests: lifetime.calls() + rejected,
             successful_requests: lifetime.successes,
             failed_requests: lifetime.failures,
             timeouts: lifetime.timeouts,
-            rejected_requests: self.rejected.load(Relaxed),
+            rejected_requests: rejected,
             slow_requests: lifetime.slow,
             consecutive_failures: self.consecutive_failures.load(Relaxed),
             window,

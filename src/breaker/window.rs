@@ -7,9 +7,11 @@
 //! window therefore never counts, even after a long idle spell, and no lock is taken.
 //!
 //! Counts that leave the window are folded into lifetime totals at the moment they are recycled,
-//! so lifetime figures cost the hot path nothing.
+//! so lifetime figures cost the hot path nothing. Counters are striped per thread so that cores
+//! calling through one breaker do not contend for the same cache line.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use super::clock::Nanos;
 
@@ -66,11 +68,46 @@ struct Bucket {
     counters: [AtomicU64; KINDS],
 }
 
+/// Threads write to stripes of their own, so cores never fight over a counter's cache line.
+const STRIPES: usize = 4;
+
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// This thread's stripe: threads are dealt stripes in turn as they first record something.
+#[inline]
+fn stripe() -> usize {
+    STRIPE.with(|stripe| {
+        let index = stripe.get();
+        if index != usize::MAX {
+            return index;
+        }
+        let index = NEXT_STRIPE.fetch_add(1, Relaxed) % STRIPES;
+        stripe.set(index);
+        index
+    })
+}
+
+/// One thread group's share of the counters.
+#[derive(Debug)]
+#[repr(align(64))]
+struct Stripe {
+    buckets: Box<[Bucket]>,
+    retired: [AtomicU64; KINDS],
+    rejected: AtomicU64,
+}
+
 #[derive(Debug)]
 pub(crate) struct RollingWindow {
     bucket_nanos: u64,
-    buckets: Box<[Bucket]>,
-    retired: [AtomicU64; KINDS],
+    len: u64,
+    /// The last bucket a call landed in, as `lap << 16 | index`: a hint that spares the hot
+    /// path the divisions that locate a bucket.
+    cursor: AtomicU64,
+    stripes: [Stripe; STRIPES],
 }
 
 fn pack(lap: u32, count: u32) -> u64 {
@@ -86,29 +123,47 @@ fn count_of(word: u64) -> u64 {
 }
 
 impl RollingWindow {
+    /// A window of `buckets` (at most 65,535) buckets of `bucket_nanos` each.
     pub(crate) fn new(bucket_nanos: u64, buckets: u32) -> Self {
+        debug_assert!(bucket_nanos > 0 && (1..=0xffff).contains(&buckets));
         Self {
             bucket_nanos,
-            buckets: (0..buckets).map(|_| Bucket::default()).collect(),
-            retired: Default::default(),
+            len: u64::from(buckets),
+            cursor: AtomicU64::new(0),
+            stripes: std::array::from_fn(|_| Stripe {
+                buckets: (0..buckets).map(|_| Bucket::default()).collect(),
+                retired: Default::default(),
+                rejected: AtomicU64::new(0),
+            }),
         }
     }
 
-    fn len(&self) -> u64 {
-        self.buckets.len() as u64
+    /// Slot index and lap of the bucket holding `now`.
+    #[inline]
+    fn position(&self, now: Nanos) -> (usize, u32) {
+        let cursor = self.cursor.load(Relaxed);
+        let (lap, index) = ((cursor >> 16) as u32, cursor & 0xffff);
+        let start = (u64::from(lap) * self.len + index).wrapping_mul(self.bucket_nanos);
+        if now.0.wrapping_sub(start) < self.bucket_nanos {
+            return (index as usize, lap);
+        }
+        self.locate(now)
     }
 
-    /// Slot index and lap of the bucket holding `now`.
-    fn position(&self, now: Nanos) -> (usize, u32) {
+    #[cold]
+    fn locate(&self, now: Nanos) -> (usize, u32) {
         let epoch = now.0 / self.bucket_nanos;
-        ((epoch % self.len()) as usize, (epoch / self.len()) as u32)
+        let (index, lap) = (epoch % self.len, (epoch / self.len) as u32);
+        self.cursor.store((u64::from(lap) << 16) | index, Relaxed);
+        (index as usize, lap)
     }
 
     /// Counts one call of `kind` at `now`.
     #[inline]
     pub(crate) fn record(&self, now: Nanos, kind: Kind) {
         let (index, lap) = self.position(now);
-        let counter = &self.buckets[index].counters[kind as usize];
+        let stripe = &self.stripes[stripe()];
+        let counter = &stripe.buckets[index].counters[kind as usize];
         let mut word = counter.load(Relaxed);
         loop {
             let slot_lap = lap_of(word);
@@ -127,7 +182,7 @@ impl RollingWindow {
             match counter.compare_exchange_weak(word, next, Relaxed, Relaxed) {
                 Ok(_) => {
                     if slot_lap != lap {
-                        self.retired[kind as usize].fetch_add(count_of(word), Relaxed);
+                        stripe.retired[kind as usize].fetch_add(count_of(word), Relaxed);
                     }
                     return;
                 }
@@ -136,19 +191,26 @@ impl RollingWindow {
         }
     }
 
+    /// Counts one rejected call (a lifetime figure only: rejections are not outcomes).
+    #[inline]
+    pub(crate) fn record_rejection(&self) {
+        self.stripes[stripe()].rejected.fetch_add(1, Relaxed);
+    }
+
     /// Counts of the calls within the window ending at `now`.
     pub(crate) fn counts(&self, now: Nanos) -> Counts {
         let epoch = now.0 / self.bucket_nanos;
-        let len = self.len();
         let mut counts = Counts::default();
-        for back in 0..len.min(epoch + 1) {
+        for back in 0..self.len.min(epoch + 1) {
             let bucket_epoch = epoch - back;
-            let bucket = &self.buckets[(bucket_epoch % len) as usize];
-            let lap = (bucket_epoch / len) as u32;
-            for (kind, counter) in bucket.counters.iter().enumerate() {
-                let word = counter.load(Relaxed);
-                if lap_of(word) == lap {
-                    counts.add(kind, count_of(word));
+            let index = (bucket_epoch % self.len) as usize;
+            let lap = (bucket_epoch / self.len) as u32;
+            for stripe in &self.stripes {
+                for (kind, counter) in stripe.buckets[index].counters.iter().enumerate() {
+                    let word = counter.load(Relaxed);
+                    if lap_of(word) == lap {
+                        counts.add(kind, count_of(word));
+                    }
                 }
             }
         }
@@ -158,36 +220,51 @@ impl RollingWindow {
     /// Every call counted since the window was created or last [`reset`](Self::reset).
     pub(crate) fn lifetime(&self) -> Counts {
         let mut counts = Counts::default();
-        for (kind, retired) in self.retired.iter().enumerate() {
-            counts.add(kind, retired.load(Relaxed));
-        }
-        for bucket in self.buckets.iter() {
-            for (kind, counter) in bucket.counters.iter().enumerate() {
-                counts.add(kind, count_of(counter.load(Relaxed)));
+        for stripe in &self.stripes {
+            for (kind, retired) in stripe.retired.iter().enumerate() {
+                counts.add(kind, retired.load(Relaxed));
+            }
+            for bucket in stripe.buckets.iter() {
+                for (kind, counter) in bucket.counters.iter().enumerate() {
+                    counts.add(kind, count_of(counter.load(Relaxed)));
+                }
             }
         }
         counts
     }
 
+    /// Rejected calls since the window was created or last [`reset`](Self::reset).
+    pub(crate) fn rejected(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|stripe| stripe.rejected.load(Relaxed))
+            .sum()
+    }
+
     /// Empties the window; what it held stays in the lifetime totals.
     pub(crate) fn clear(&self) {
-        for bucket in self.buckets.iter() {
-            for (kind, counter) in bucket.counters.iter().enumerate() {
-                let word = counter.swap(0, Relaxed);
-                self.retired[kind].fetch_add(count_of(word), Relaxed);
+        for stripe in &self.stripes {
+            for bucket in stripe.buckets.iter() {
+                for (kind, counter) in bucket.counters.iter().enumerate() {
+                    let word = counter.swap(0, Relaxed);
+                    stripe.retired[kind].fetch_add(count_of(word), Relaxed);
+                }
             }
         }
     }
 
-    /// Empties the window and the lifetime totals.
+    /// Empties the window and the lifetime totals, rejections included.
     pub(crate) fn reset(&self) {
-        for bucket in self.buckets.iter() {
-            for counter in &bucket.counters {
-                counter.store(0, Relaxed);
+        for stripe in &self.stripes {
+            for bucket in stripe.buckets.iter() {
+                for counter in &bucket.counters {
+                    counter.store(0, Relaxed);
+                }
             }
-        }
-        for retired in &self.retired {
-            retired.store(0, Relaxed);
+            for retired in &stripe.retired {
+                retired.store(0, Relaxed);
+            }
+            stripe.rejected.store(0, Relaxed);
         }
     }
 }
@@ -254,7 +331,42 @@ mod tests {
         assert_eq!(window.lifetime().slow, 8);
         window.record(at(7), Kind::Failure);
         assert_eq!(window.counts(at(7)).failures, 1);
+        window.record_rejection();
+        assert_eq!(window.rejected(), 1);
         window.reset();
         assert_eq!(window.lifetime(), Counts::default());
+        assert_eq!(window.rejected(), 0);
+    }
+
+    #[test]
+    fn threads_on_other_stripes_add_up() {
+        let window = RollingWindow::new(SECOND, 10);
+        std::thread::scope(|scope| {
+            for _ in 0..STRIPES + 1 {
+                scope.spawn(|| {
+                    for _ in 0..1000 {
+                        window.record(at(3), Kind::Success);
+                        window.record_rejection();
+                    }
+                });
+            }
+        });
+        let expected = 1000 * (STRIPES as u64 + 1);
+        assert_eq!(window.counts(at(3)).successes, expected);
+        assert_eq!(window.lifetime().successes, expected);
+        assert_eq!(window.rejected(), expected);
+    }
+
+    #[test]
+    fn cursor_follows_time_both_ways() {
+        let window = RollingWindow::new(SECOND, 10);
+        window.record(at(25), Kind::Failure);
+        // A late caller still stamped in an earlier bucket must not use the newer cursor.
+        window.record(Nanos(24 * SECOND + 5), Kind::Failure);
+        window.record(Nanos(26 * SECOND - 1), Kind::Failure);
+        let counts = window.counts(at(25));
+        assert_eq!(counts.failures, 3);
+        assert_eq!(window.counts(at(34)).failures, 2);
+        assert_eq!(window.counts(at(35)).failures, 0);
     }
 }
