@@ -7,12 +7,11 @@
 //! because it starts a thread.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::breaker::{Clock, Nanos};
+use crate::breaker::{Clock, Nanos, SharedReading};
 
 /// A monotonic clock accurate to its resolution, read with one atomic load.
 ///
@@ -24,14 +23,14 @@ pub struct CoarseClock {
 
 struct Shared {
     origin: Instant,
-    now: AtomicU64,
+    reading: Arc<SharedReading>,
     resolution: Duration,
 }
 
 impl Shared {
-    fn refresh(&self) -> u64 {
-        let now = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.now.fetch_max(now, Ordering::Relaxed);
+    fn refresh(&self) -> Nanos {
+        let now = Nanos(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        self.reading.advance_to(now);
         now
     }
 }
@@ -41,7 +40,7 @@ impl CoarseClock {
     pub fn new(resolution: Duration) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             origin: Instant::now(),
-            now: AtomicU64::new(0),
+            reading: Arc::new(SharedReading::new()),
             resolution: resolution.max(Duration::from_micros(100)),
         });
         let weak: Weak<Shared> = Arc::downgrade(&shared);
@@ -67,7 +66,11 @@ impl CoarseClock {
 impl Clock for CoarseClock {
     #[inline]
     fn now(&self) -> Nanos {
-        Nanos(self.shared.now.load(Ordering::Relaxed))
+        self.shared.reading.get()
+    }
+
+    fn shared_reading(&self) -> Option<Arc<SharedReading>> {
+        Some(Arc::clone(&self.shared.reading))
     }
 
     fn wall(&self) -> SystemTime {
@@ -76,7 +79,7 @@ impl Clock for CoarseClock {
 
     fn wall_at(&self, instant: Nanos) -> SystemTime {
         // Measure against a fresh reading so timestamps are not off by the resolution.
-        let now = Nanos(self.shared.refresh());
+        let now = self.shared.refresh();
         let wall = SystemTime::now();
         if instant <= now {
             wall.checked_sub(now.saturating_duration_since(instant))

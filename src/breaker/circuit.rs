@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::clock::{Clock, Nanos, SystemClock, duration_nanos};
+use super::clock::{Clock, Nanos, SharedReading, SystemClock, duration_nanos};
 use super::config::BreakerConfig;
 use super::events::{Listener, Listeners, Transition};
 use super::jitter::{Jitter, SplitMix};
@@ -29,6 +29,8 @@ pub struct Breaker {
     open_until: AtomicU64,
     consecutive_failures: AtomicU32,
     track_slow: bool,
+    /// The clock's shared reading, when it has one, read without a dynamic call.
+    reading: Option<Arc<SharedReading>>,
     window: RollingWindow,
     // Probe bookkeeping: the low 32 bits of the generation beside a count, so a permit from an
     // earlier half-open cycle can neither take nor free a slot of the current one.
@@ -95,6 +97,7 @@ impl BreakerBuilder {
             open_until: AtomicU64::new(0),
             consecutive_failures: AtomicU32::new(0),
             track_slow: self.config.slow_call_duration().is_some(),
+            reading: self.clock.shared_reading(),
             window: RollingWindow::new(self.config.bucket_nanos(), self.config.buckets()),
             probes: AtomicU64::new(0),
             probe_successes: AtomicU64::new(0),
@@ -148,6 +151,14 @@ impl Breaker {
         }
     }
 
+    #[inline]
+    fn now(&self) -> Nanos {
+        match &self.reading {
+            Some(reading) => reading.get(),
+            None => self.clock.now(),
+        }
+    }
+
     /// The breaker's name.
     pub fn name(&self) -> &Arc<str> {
         &self.name
@@ -173,6 +184,11 @@ impl Breaker {
     /// the call counts as ignored.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<&Breaker>, Rejected> {
+        // Kept small enough to inline into the caller, so the ticket never leaves registers.
+        let word = self.word.load(Acquire);
+        if !self.track_slow && unpack(word).0 == State::Closed {
+            return Ok(Permit::new(self, Ticket::closed(unpack(word).1)));
+        }
         self.admit().map(|ticket| Permit::new(self, ticket))
     }
 
@@ -197,7 +213,7 @@ impl Breaker {
     pub fn tick(&self) -> bool {
         let word = self.word.load(Acquire);
         let (state, _) = unpack(word);
-        let now = self.clock.now();
+        let now = self.now();
         state == State::Open
             && now.0 >= self.open_until.load(Acquire)
             && self.transition(
@@ -217,7 +233,7 @@ impl Breaker {
             match state {
                 State::Closed | State::Disabled => return Ok(self.ticket(generation, false)),
                 State::Open => {
-                    let now = self.clock.now();
+                    let now = self.now();
                     let until = self.open_until.load(Acquire);
                     if now.0 < until {
                         return Err(self.reject(
@@ -256,7 +272,7 @@ impl Breaker {
     #[inline]
     fn ticket(&self, generation: u64, probe: bool) -> Ticket {
         let started = if self.track_slow {
-            self.clock.now()
+            self.now()
         } else {
             Nanos::ZERO
         };
@@ -295,7 +311,7 @@ impl Breaker {
 
     #[inline]
     pub(crate) fn record(&self, ticket: &Ticket, outcome: Outcome, elapsed: Option<Duration>) {
-        let now = self.clock.now();
+        let now = self.now();
         let word = self.word.load(Acquire);
         // The common case first: a plain success in the cycle that admitted it.
         if outcome == Outcome::Success
@@ -466,7 +482,7 @@ impl Breaker {
     /// Moves from whatever the state is to `to` (operator actions). Returns the transition, or
     /// `None` when the breaker already was in `to` (counters are cleared on reset regardless).
     fn transition_from_any(&self, to: State, reason: TransitionReason) -> Option<Transition> {
-        let now = self.clock.now();
+        let now = self.now();
         let event = {
             let mut cold = self.lock();
             let word = self.word.load(Acquire);
@@ -575,7 +591,7 @@ impl Breaker {
 
     /// Every figure of the breaker at this moment.
     pub fn snapshot(&self) -> Snapshot {
-        let now = self.clock.now();
+        let now = self.now();
         let (cold_changed_at, consecutive_trips, last_trip) = {
             let cold = self.lock();
             (

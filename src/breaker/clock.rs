@@ -42,10 +42,44 @@ pub(crate) fn duration_nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// A monotonic reading kept current by someone else (a refresh thread, a test), which breakers
+/// read with one atomic load instead of a call through `dyn Clock`.
+#[derive(Debug, Default)]
+pub struct SharedReading(AtomicU64);
+
+impl SharedReading {
+    /// A reading at the origin.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current reading.
+    #[inline]
+    pub fn get(&self) -> Nanos {
+        Nanos(self.0.load(Ordering::Relaxed))
+    }
+
+    /// Moves the reading forward to `instant`; an earlier instant is ignored.
+    pub fn advance_to(&self, instant: Nanos) {
+        self.0.fetch_max(instant.0, Ordering::Relaxed);
+    }
+
+    /// Moves the reading forward by `duration`.
+    pub fn advance(&self, duration: Duration) {
+        self.0.fetch_add(duration_nanos(duration), Ordering::Relaxed);
+    }
+}
+
 /// A source of time for breakers.
 pub trait Clock: fmt::Debug + Send + Sync + 'static {
     /// The current monotonic instant. Must never go backwards.
     fn now(&self) -> Nanos;
+
+    /// The reading `now` returns, when the clock is such a reading: breakers then load it
+    /// directly on their hot path.
+    fn shared_reading(&self) -> Option<Arc<SharedReading>> {
+        None
+    }
 
     /// The current wall-clock time, used only to stamp events and snapshots.
     fn wall(&self) -> SystemTime;
@@ -66,6 +100,12 @@ pub trait Clock: fmt::Debug + Send + Sync + 'static {
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> Nanos {
         (**self).now()
+    }
+    fn shared_reading(&self) -> Option<Arc<SharedReading>> {
+        (**self).shared_reading()
+    }
+    fn wall_at(&self, instant: Nanos) -> SystemTime {
+        (**self).wall_at(instant)
     }
     fn wall(&self) -> SystemTime {
         (**self).wall()
@@ -113,7 +153,7 @@ pub struct ManualClock {
 
 #[derive(Debug)]
 struct ManualInner {
-    now: AtomicU64,
+    now: Arc<SharedReading>,
     wall_origin: SystemTime,
 }
 
@@ -128,7 +168,7 @@ impl ManualClock {
     pub fn with_wall_origin(wall_origin: SystemTime) -> Self {
         Self {
             inner: Arc::new(ManualInner {
-                now: AtomicU64::new(0),
+                now: Arc::new(SharedReading::new()),
                 wall_origin,
             }),
         }
@@ -136,14 +176,12 @@ impl ManualClock {
 
     /// Moves time forward by `duration`.
     pub fn advance(&self, duration: Duration) {
-        self.inner
-            .now
-            .fetch_add(duration_nanos(duration), Ordering::SeqCst);
+        self.inner.now.advance(duration);
     }
 
     /// Moves time forward to `instant`; an instant in the past is ignored (time never goes back).
     pub fn advance_to(&self, instant: Nanos) {
-        self.inner.now.fetch_max(instant.0, Ordering::SeqCst);
+        self.inner.now.advance_to(instant);
     }
 }
 
@@ -155,7 +193,10 @@ impl Default for ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Nanos {
-        Nanos(self.inner.now.load(Ordering::SeqCst))
+        self.inner.now.get()
+    }
+    fn shared_reading(&self) -> Option<Arc<SharedReading>> {
+        Some(Arc::clone(&self.inner.now))
     }
     fn wall(&self) -> SystemTime {
         self.inner.wall_origin + Duration::from_nanos(self.now().0)

@@ -33,7 +33,7 @@ mod state;
 mod window;
 
 pub use circuit::{Breaker, BreakerBuilder};
-pub use clock::{Clock, ManualClock, Nanos, SystemClock};
+pub use clock::{Clock, ManualClock, Nanos, SharedReading, SystemClock};
 pub use config::{BreakerConfig, BreakerConfigBuilder, ConfigError, Percent};
 pub use events::{Listener, Transition};
 pub use jitter::{Jitter, NoJitter, SplitMix};

@@ -33,6 +33,18 @@ pub(crate) struct Ticket {
     pub(crate) started: Nanos,
 }
 
+impl Ticket {
+    /// A closed-state admission with no start time (slow calls not tracked).
+    #[inline]
+    pub(crate) fn closed(generation: u64) -> Self {
+        Self {
+            generation,
+            probe: false,
+            started: Nanos::ZERO,
+        }
+    }
+}
+
 /// Leave to make one call. Report the outcome with one of its methods; a permit dropped without
 /// an outcome (a cancelled future, a panic) counts as [`Outcome::Ignored`] and frees its
 /// half-open slot, so cancellation can never wedge a breaker.
