@@ -66,7 +66,8 @@ impl SharedReading {
 
     /// Moves the reading forward by `duration`.
     pub fn advance(&self, duration: Duration) {
-        self.0.fetch_add(duration_nanos(duration), Ordering::Relaxed);
+        self.0
+            .fetch_add(duration_nanos(duration), Ordering::Relaxed);
     }
 }
 
