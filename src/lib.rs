@@ -48,6 +48,7 @@
 
 pub mod breaker;
 mod coarse_clock;
+pub mod config;
 pub mod layer;
 
 pub use breaker::{

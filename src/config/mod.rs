@@ -1,0 +1,104 @@
+//! The gateway's configuration: TOML plus environment overrides, validated once into domain
+//! types that the rest of the gateway trusts.
+//!
+//! [`load`] reads a file and the process environment; [`load_from_str`] is the same pure function
+//! of (text, file name, environment), for tests and hot reload. Every refusal is one
+//! [`ConfigError`] naming the file, the key (or the environment variable), the value and why.
+//!
+//! Overrides: every key can be set as `BREAKERBOX_<PATH>` (`BREAKERBOX_SERVER_LISTEN`,
+//! `BREAKERBOX_DEFAULTS_WINDOW`, `BREAKERBOX_UPSTREAMS_UPTIME_KUMA_FAILURE_THRESHOLD`,
+//! `BREAKERBOX_UPSTREAMS_HDBITS_DEGRADED_STATUS`, `BREAKERBOX_ADMIN_TOKENS_OPS_TOKEN`), and the
+//! seeds' `CIRCUIT_BREAKER_<NAME>_THRESHOLD`, `CIRCUIT_BREAKER_<NAME>_TIMEOUT_SECONDS` (NAME an
+//! upstream or `DATABASE`), `HEALTH_CHECK_INTERVAL_SECONDS` and `DETAILED_HEALTH_CACHE_SECONDS`
+//! are honoured.
+//!
+//! ```
+//! use breakerbox::config;
+//!
+//! let text = r#"
+//!     [upstreams.plex]
+//!     url = "http://127.0.0.1:32400"
+//!     failure_threshold = 3
+//! "#;
+//! let env = [("CIRCUIT_BREAKER_PLEX_TIMEOUT_SECONDS", "45")];
+//! let config = config::load_from_str(text, "breakerbox.toml", env)?;
+//! let plex = &config.upstreams["plex"];
+//! assert_eq!(plex.breaker.failure_threshold(), 3);
+//! assert_eq!(plex.breaker.open_duration().as_secs(), 45);
+//!
+//! let no_env = std::iter::empty::<(String, String)>();
+//! let err = config::load_from_str("[defaults]\nwindow = \"soon\"", "gw.toml", no_env)
+//!     .unwrap_err();
+//! assert!(err.to_string().starts_with("gw.toml: defaults.window = \"soon\": not a duration"));
+//! # Ok::<(), config::ConfigError>(())
+//! ```
+
+mod build;
+mod env;
+mod error;
+mod reader;
+mod render;
+mod schema;
+mod syntax;
+mod types;
+mod upstream;
+mod url;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub use error::{ConfigError, ErrorKind, Key};
+pub use render::REDACTED;
+pub use types::{
+    AdminConfig, ChaosConfig, Config, DATABASE_BREAKER, Defaults, Fallback, HealthConfig, Role,
+    Secret, SecretSource, ServerConfig, StoreConfig, Token, UpstreamConfig,
+};
+pub use url::{StoreKind, StoreUrl, UpstreamUrl};
+
+/// Loads the configuration file at `path`, with overrides from the process environment.
+pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+    let path = path.as_ref();
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            &file,
+            Key::File,
+            "",
+            ErrorKind::Io,
+            format!("cannot read the configuration file: {e}"),
+        )
+    })?;
+    // vars_os: a variable that is not UTF-8 must not panic the loader.
+    let env = std::env::vars_os().map(|(k, v)| {
+        (
+            k.to_string_lossy().into_owned(),
+            v.to_string_lossy().into_owned(),
+        )
+    });
+    load_from_str(&text, &file, env)
+}
+
+/// Parses and validates `text` (named `file` in errors) with overrides from `env`, a list of
+/// environment variables. Pure: the same inputs always give the same result.
+pub fn load_from_str<I, K, V>(text: &str, file: &str, env: I) -> Result<Config, ConfigError>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let env: BTreeMap<String, String> = env
+        .into_iter()
+        .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+        .collect();
+    let mut root = syntax::parse(text, file)?;
+    let origins = env::apply(&mut root, file, &env)?;
+    let ctx = reader::Ctx {
+        file,
+        origins: &origins,
+        env: &env,
+    };
+    build::config(&ctx, root)
+}

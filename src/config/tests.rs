@@ -1,0 +1,653 @@
+//! Whole-load tests: every refusal names file, key, value and why; overrides apply; the rendered
+//! configuration loads back to the same thing.
+
+use std::time::Duration;
+
+use super::*;
+
+const BASE: &str = r#"
+[[admin.tokens]]
+name = "ops"
+token = "inline-secret"
+role = "admin"
+
+[upstreams.plex]
+url = "http://127.0.0.1:32400"
+failure_threshold = 3
+
+[upstreams.uptime-kuma]
+url = "http://127.0.0.1:3001"
+
+[upstreams.hdbits]
+url = "http://127.0.0.1:18082"
+fallback = "degraded"
+
+[upstreams.hdbits.degraded]
+status = 200
+body = "{}"
+"#;
+
+fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    load_from_str(text, "gw.toml", env.iter().copied())
+}
+
+fn refused(text: &str, env: &[(&str, &str)]) -> ConfigError {
+    match load(text, env) {
+        Ok(config) => panic!("accepted: {config:?}"),
+        Err(err) => err,
+    }
+}
+
+/// Asserts the key path, the value, and that the message carries file, key, value and reason.
+#[track_caller]
+fn check(err: &ConfigError, path: &str, value: &str, reason: &str) {
+    assert_eq!(err.file(), "gw.toml", "{err}");
+    assert_eq!(err.key().path(), Some(path), "{err}");
+    assert_eq!(err.value(), value, "{err}");
+    assert!(err.reason().contains(reason), "reason of: {err}");
+    let message = err.to_string();
+    assert!(message.starts_with("gw.toml"), "{message}");
+    for part in [path, value, reason] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+}
+
+#[test]
+fn an_empty_file_gives_the_documented_defaults() {
+    let config = load("", &[]).expect("valid");
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.server.max_body_bytes, 10 * 1024 * 1024);
+    assert_eq!(config.server.max_header_bytes, 16 * 1024);
+    assert_eq!(config.store.url.as_str(), "sqlite://breakerbox.db");
+    assert_eq!(config.store.breaker, crate::BreakerConfig::default());
+    assert_eq!(config.health.check_interval, Duration::from_secs(30));
+    assert_eq!(config.health.detailed_cache, Duration::from_secs(10));
+    assert!(!config.chaos.enabled);
+    assert!(config.admin.tokens.is_empty() && config.upstreams.is_empty());
+}
+
+#[test]
+fn upstreams_layer_over_defaults() {
+    let text = format!(
+        "[defaults]\nfailure_threshold = 7\nwindow = \"30s\"\ncall_timeout = \"750ms\"\n\
+         failure_statuses = [503, 500, 503]\n[store]\nfailure_threshold = 2\n{BASE}"
+    );
+    let config = load(&text, &[]).expect("valid");
+    let plex = &config.upstreams["plex"];
+    assert_eq!(plex.breaker.failure_threshold(), 3);
+    assert_eq!(plex.breaker.window(), Duration::from_secs(30));
+    assert_eq!(plex.call_timeout, Duration::from_millis(750));
+    assert_eq!(plex.failure_statuses, vec![500, 503]);
+    assert!(plex.is_failure_status(503) && !plex.is_failure_status(502));
+    assert_eq!(plex.fallback, Fallback::Error);
+    assert_eq!(
+        (plex.retry_budget_percent, plex.retry_min_per_second),
+        (20, 3)
+    );
+    assert_eq!(
+        config.upstreams["uptime-kuma"].breaker.failure_threshold(),
+        7
+    );
+    assert_eq!(config.store.breaker.failure_threshold(), 2);
+    assert_eq!(config.store.breaker.window(), Duration::from_secs(30));
+    let degraded = &config.upstreams["hdbits"].fallback;
+    assert_eq!(
+        degraded,
+        &Fallback::Degraded {
+            status: 200,
+            body: "{}".into(),
+            content_type: "application/json".into()
+        }
+    );
+    assert_eq!(config.admin.tokens[0].secret.expose(), "inline-secret");
+    assert_eq!(config.admin.tokens[0].role, Role::Admin);
+}
+
+#[test]
+fn impossible_values_are_refused_with_their_key() {
+    let up = "[upstreams.plex]\nurl = \"http://127.0.0.1:1\"\n";
+    let cases: &[(String, &str, &str, &str)] = &[
+        (
+            format!("{up}failure_threshold = 0"),
+            "upstreams.plex.failure_threshold",
+            "0",
+            "must be at least 1",
+        ),
+        (
+            "[defaults]\nfailure_rate_threshold = 150".into(),
+            "defaults.failure_rate_threshold",
+            "150",
+            "must be a percentage from 1 to 100",
+        ),
+        (
+            format!("{up}retry_budget_percent = 101"),
+            "upstreams.plex.retry_budget_percent",
+            "101",
+            "must be a percentage from 0 to 100",
+        ),
+        (
+            "[defaults]\nwindow = \"60 parsecs\"".into(),
+            "defaults.window",
+            "\"60 parsecs\"",
+            "not a duration",
+        ),
+        (
+            "[store]\nfailure_threshold = 0".into(),
+            "store.failure_threshold",
+            "0",
+            "must be at least 1",
+        ),
+        (
+            "[store]\nurl = \"mysql://u:hunter2@db/x\"".into(),
+            "store.url",
+            "\"mysql://u:<redacted>@db/x\"",
+            "unsupported database",
+        ),
+        (
+            "[upstreams.plex]\nurl = \"plex:32400\"".into(),
+            "upstreams.plex.url",
+            "\"plex:32400\"",
+            "not a URL",
+        ),
+        (
+            "[upstreams.plex]\nurl = \"http://plex:99999\"".into(),
+            "upstreams.plex.url",
+            "\"http://plex:99999\"",
+            "port `99999`",
+        ),
+        (
+            "[upstreams.plex]\nfailure_threshold = 3".into(),
+            "upstreams.plex.url",
+            "(missing)",
+            "needs the base URL",
+        ),
+        (
+            format!("{up}fallback = \"degraded\""),
+            "upstreams.plex.fallback",
+            "\"degraded\"",
+            "needs a [upstreams.plex.degraded] table",
+        ),
+        (
+            format!("{up}fallback = \"cache\"\n[upstreams.plex.degraded]\nstatus = 200"),
+            "upstreams.plex.degraded",
+            "(table)",
+            "only applies with fallback = \"degraded\", but fallback is \"cache\"",
+        ),
+        (
+            format!("{up}fallback = \"retry\""),
+            "upstreams.plex.fallback",
+            "\"retry\"",
+            "expected cache, degraded, queue or error",
+        ),
+        (
+            format!("{up}cache_ttl = \"5m\""),
+            "upstreams.plex.cache_ttl",
+            "\"5m\"",
+            "only applies with fallback = \"cache\"",
+        ),
+        (
+            format!("{up}fallback = \"degraded\"\n[upstreams.plex.degraded]\nstatus = 700"),
+            "upstreams.plex.degraded.status",
+            "700",
+            "from 100 to 599",
+        ),
+        (
+            format!("{up}health_path = \"identity\""),
+            "upstreams.plex.health_path",
+            "\"identity\"",
+            "must start with `/`",
+        ),
+        (
+            format!("{up}failure_statuses = [500, 600]"),
+            "upstreams.plex.failure_statuses",
+            "[500, 600]",
+            "600 is not an HTTP status code",
+        ),
+        (
+            "[upstreams.Plex]\nurl = \"http://127.0.0.1:1\"".into(),
+            "upstreams.Plex",
+            "{ url = \"http://127.0.0.1:1\" }",
+            "lower-case letters",
+        ),
+        (
+            "[upstreams.database]\nurl = \"http://127.0.0.1:1\"".into(),
+            "upstreams.database",
+            "{ url = \"http://127.0.0.1:1\" }",
+            "the store's breaker",
+        ),
+        (
+            "[upstreams.uptime-kuma]\nurl = \"http://a\"\n[upstreams.uptime_kuma]\nurl = \"http://b\""
+                .into(),
+            "upstreams.uptime_kuma",
+            "",
+            "duplicate upstream: `uptime-kuma` and `uptime_kuma`",
+        ),
+        (
+            "[server]\nlisten = \"localhost\"".into(),
+            "server.listen",
+            "\"localhost\"",
+            "not an IP address with a port",
+        ),
+        (
+            "[health]\ncheck_interval = \"0s\"".into(),
+            "health.check_interval",
+            "\"0s\"",
+            "must be positive",
+        ),
+        (
+            "[defaults]\nopen_duration = \"10s\"\nopen_duration_max = \"20s\"\n[upstreams.plex]\nurl = \"http://a\"\nopen_duration = \"30s\"".into(),
+            "defaults.open_duration_max",
+            "20s",
+            "must be at least `open_duration` (as inherited by [upstreams.plex])",
+        ),
+        (
+            "[defaults]\nslow_call_rate_threshold = 80".into(),
+            "defaults.slow_call_rate_threshold",
+            "Some(80)",
+            "needs `slow_call_duration`",
+        ),
+    ];
+    for (text, path, value, reason) in cases {
+        let err = refused(text, &[]);
+        check(&err, path, value, reason);
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+}
+
+#[test]
+fn wrong_types_and_unknown_keys_are_refused() {
+    let err = refused("[defaults]\nfailure_threshold = \"5\"", &[]);
+    check(
+        &err,
+        "defaults.failure_threshold",
+        "\"5\"",
+        "expected an integer, found a string",
+    );
+    assert_eq!(err.kind(), ErrorKind::WrongType);
+    let err = refused("[defaults]\nwindow = 60", &[]);
+    check(&err, "defaults.window", "60", "expected a duration string");
+    let err = refused("upstreams = 3", &[]);
+    check(&err, "upstreams", "3", "expected a table, found an integer");
+    let err = refused(
+        "[upstreams.plex]\nurl = \"http://a\"\nfailure_treshold = 3",
+        &[],
+    );
+    check(
+        &err,
+        "upstreams.plex.failure_treshold",
+        "3",
+        "unknown key `failure_treshold` in [upstreams.plex]; did you mean `failure_threshold`?",
+    );
+    assert_eq!(err.kind(), ErrorKind::UnknownKey);
+    let err = refused("[servr]\nlisten = \"127.0.0.1:1\"", &[]);
+    check(
+        &err,
+        "servr",
+        "{ listen = \"127.0.0.1:1\" }",
+        "unknown key `servr` at the top level; did you mean `server`?",
+    );
+    let err = refused("[chaos]\nenabled = true\ncolour = 1", &[]);
+    check(&err, "chaos.colour", "1", "known keys: enabled");
+}
+
+#[test]
+fn toml_syntax_errors_and_duplicate_tables_have_positions() {
+    let text = "[upstreams.plex]\nurl = \"http://a\"\n\n[upstreams.plex]\nurl = \"http://b\"\n";
+    let err = refused(text, &[]);
+    check(
+        &err,
+        "upstreams.plex",
+        "[upstreams.plex]",
+        "duplicate upstream `plex`",
+    );
+    assert!(err.reason().contains("first defined at line 1"), "{err}");
+    assert_eq!(err.position(), Some((4, 12)));
+    assert!(
+        err.to_string().starts_with("gw.toml:4:12: upstreams.plex"),
+        "{err}"
+    );
+    let err = refused("[defaults]\nwindow = 60s\n", &[]);
+    check(&err, "defaults.window", "window = 60s", "invalid TOML");
+    assert_eq!(err.kind(), ErrorKind::Syntax);
+}
+
+#[test]
+fn token_mistakes_are_refused_without_showing_secrets() {
+    let cases = [
+        (
+            "name = \"ops\"\ntoken = \"s3cret\"\nrole = \"root\"",
+            "admin.tokens[0].role",
+            "\"root\"",
+            "unknown role; expected \"admin\" or \"viewer\"",
+        ),
+        (
+            "name = \"ops\"\ntoken_env = \"GW_TOKEN_UNSET\"",
+            "admin.tokens[0].token_env",
+            "\"GW_TOKEN_UNSET\"",
+            "environment variable GW_TOKEN_UNSET is not set",
+        ),
+        (
+            "name = \"ops\"\ntoken = \"s3cret\"\ntoken_env = \"GW_TOKEN\"",
+            "admin.tokens[0].token_env",
+            "\"GW_TOKEN\"",
+            "either `token` or `token_env`, not both",
+        ),
+        (
+            "name = \"ops\"",
+            "admin.tokens[0].token",
+            "(missing)",
+            "needs `token` (the secret) or `token_env`",
+        ),
+        (
+            "token = \"s3cret\"",
+            "admin.tokens[0].name",
+            "(missing)",
+            "every token needs a name",
+        ),
+        (
+            "name = \"ops\"\ntoken = 12345",
+            "admin.tokens[0].token",
+            "<redacted>",
+            "expected a string, found an integer",
+        ),
+        (
+            "name = \"ops\"\ntokn = \"s3cret\"",
+            "admin.tokens[0].tokn",
+            "<redacted>",
+            "did you mean `token`?",
+        ),
+    ];
+    for (body, path, value, reason) in cases {
+        let err = refused(&format!("[[admin.tokens]]\n{body}\n"), &[("GW_TOKEN", "x")]);
+        check(&err, path, value, reason);
+        assert!(!err.to_string().contains("s3cret") && !err.to_string().contains("12345"));
+    }
+    let two = "[[admin.tokens]]\nname = \"ops\"\ntoken = \"a\"\n[[admin.tokens]]\nname = \"ops\"\ntoken = \"b\"\n";
+    check(
+        &refused(two, &[]),
+        "admin.tokens[1].name",
+        "\"ops\"",
+        "duplicate token name",
+    );
+}
+
+#[test]
+fn token_env_reads_the_injected_environment() {
+    let text = "[[admin.tokens]]\nname = \"ops\"\ntoken_env = \"GW_TOKEN\"\n";
+    let config = load(text, &[("GW_TOKEN", "from-env")]).expect("valid");
+    let token = &config.admin.tokens[0];
+    assert_eq!(token.secret.expose(), "from-env");
+    assert_eq!(token.source, SecretSource::Env("GW_TOKEN".into()));
+    assert_eq!(
+        token.role,
+        Role::Viewer,
+        "the default role is the weaker one"
+    );
+    assert!(!format!("{config:?}").contains("from-env"));
+    let err = refused(text, &[("GW_TOKEN", "")]);
+    check(
+        &err,
+        "admin.tokens[0].token_env",
+        "\"GW_TOKEN\"",
+        "is set but empty",
+    );
+}
+
+#[test]
+fn breakerbox_variables_override_the_file() {
+    let env = [
+        ("BREAKERBOX_SERVER_LISTEN", "0.0.0.0:9090"),
+        ("BREAKERBOX_DEFAULTS_WINDOW", "30s"),
+        ("BREAKERBOX_UPSTREAMS_UPTIME_KUMA_FAILURE_THRESHOLD", "9"),
+        ("BREAKERBOX_UPSTREAMS_PLEX_FAILURE_STATUSES", "502, 503"),
+        ("BREAKERBOX_UPSTREAMS_HDBITS_DEGRADED_STATUS", "503"),
+        ("BREAKERBOX_STORE_URL", "postgres://gw:pw@127.0.0.1/gw"),
+        ("BREAKERBOX_CHAOS_ENABLED", "true"),
+        ("BREAKERBOX_HEALTH_CHECK_INTERVAL", "250ms"),
+        ("BREAKERBOX_ADMIN_TOKENS_OPS_TOKEN", "env-secret"),
+        ("BREAKERBOX_CONFIG", "/etc/breakerbox.toml"),
+        ("BREAKERBOX_LOG", "debug"),
+    ];
+    let config = load(BASE, &env).expect("valid");
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:9090");
+    assert_eq!(config.defaults.breaker.window(), Duration::from_secs(30));
+    assert_eq!(
+        config.upstreams["plex"].breaker.window(),
+        Duration::from_secs(30)
+    );
+    assert_eq!(
+        config.upstreams["uptime-kuma"].breaker.failure_threshold(),
+        9
+    );
+    assert_eq!(config.upstreams["plex"].failure_statuses, vec![502, 503]);
+    assert!(matches!(
+        config.upstreams["hdbits"].fallback,
+        Fallback::Degraded { status: 503, .. }
+    ));
+    assert_eq!(config.store.url.kind(), StoreKind::Postgres);
+    assert!(config.chaos.enabled);
+    assert_eq!(config.health.check_interval, Duration::from_millis(250));
+    assert_eq!(config.admin.tokens[0].secret.expose(), "env-secret");
+}
+
+#[test]
+fn an_override_of_the_secret_replaces_the_files_token_env() {
+    let text = "[[admin.tokens]]\nname = \"ci-bot\"\ntoken_env = \"UNSET_VAR\"\n";
+    let config = load(text, &[("BREAKERBOX_ADMIN_TOKENS_CI_BOT_TOKEN", "t0k")]).expect("valid");
+    assert_eq!(config.admin.tokens[0].secret.expose(), "t0k");
+    assert_eq!(config.admin.tokens[0].source, SecretSource::Inline);
+}
+
+#[test]
+fn upstream_names_are_resolved_against_the_file() {
+    let text = "[upstreams.plex]\nurl = \"http://a\"\n[upstreams.plex-call]\nurl = \"http://b\"\n";
+    let env = [
+        ("BREAKERBOX_UPSTREAMS_PLEX_CALL_TIMEOUT", "2s"),
+        ("BREAKERBOX_UPSTREAMS_PLEX_CALL_URL", "http://c:8"),
+    ];
+    let config = load(text, &env).expect("valid");
+    assert_eq!(
+        config.upstreams["plex"].call_timeout,
+        Duration::from_secs(2)
+    );
+    assert_eq!(config.upstreams["plex"].url.as_str(), "http://a");
+    assert_eq!(config.upstreams["plex-call"].url.as_str(), "http://c:8");
+    assert_eq!(
+        config.upstreams["plex-call"].call_timeout,
+        Duration::from_secs(3)
+    );
+}
+
+#[test]
+fn seed_variables_are_honoured_and_breakerbox_ones_win() {
+    let env = [
+        ("CIRCUIT_BREAKER_UPTIME_KUMA_THRESHOLD", "4"),
+        ("CIRCUIT_BREAKER_UPTIME_KUMA_TIMEOUT_SECONDS", "45"),
+        ("CIRCUIT_BREAKER_DATABASE_THRESHOLD", "2"),
+        ("CIRCUIT_BREAKER_DATABASE_TIMEOUT_SECONDS", "15"),
+        ("CIRCUIT_BREAKER_PLEX_THRESHOLD", "8"),
+        ("BREAKERBOX_UPSTREAMS_PLEX_FAILURE_THRESHOLD", "6"),
+        ("CIRCUIT_BREAKER_PLEX_ENABLED", "true"),
+        ("HEALTH_CHECK_INTERVAL_SECONDS", "12"),
+        ("DETAILED_HEALTH_CACHE_SECONDS", "0"),
+    ];
+    let config = load(BASE, &env).expect("valid");
+    let kuma = &config.upstreams["uptime-kuma"].breaker;
+    assert_eq!(
+        (kuma.failure_threshold(), kuma.open_duration()),
+        (4, Duration::from_secs(45))
+    );
+    let db = &config.store.breaker;
+    assert_eq!(
+        (db.failure_threshold(), db.open_duration()),
+        (2, Duration::from_secs(15))
+    );
+    assert_eq!(config.upstreams["plex"].breaker.failure_threshold(), 6);
+    assert_eq!(config.health.check_interval, Duration::from_secs(12));
+    assert_eq!(config.health.detailed_cache, Duration::ZERO);
+}
+
+#[test]
+fn bad_environment_values_name_the_variable() {
+    let err = refused(
+        BASE,
+        &[("BREAKERBOX_UPSTREAMS_PLEX_FAILURE_THRESHOLD", "0")],
+    );
+    check(
+        &err,
+        "upstreams.plex.failure_threshold",
+        "0",
+        "must be at least 1",
+    );
+    assert_eq!(
+        err.key().env_var(),
+        Some("BREAKERBOX_UPSTREAMS_PLEX_FAILURE_THRESHOLD")
+    );
+    assert!(err.to_string().starts_with(
+        "gw.toml: BREAKERBOX_UPSTREAMS_PLEX_FAILURE_THRESHOLD (environment, overrides upstreams.plex.failure_threshold) = 0:"
+    ), "{err}");
+    let cases = [
+        (
+            "BREAKERBOX_DEFAULTS_WINDOW",
+            "soon",
+            "defaults.window",
+            "\"soon\"",
+            "not a duration",
+        ),
+        (
+            "BREAKERBOX_CHAOS_ENABLED",
+            "maybe",
+            "chaos.enabled",
+            "\"maybe\"",
+            "expected true or false, found a string",
+        ),
+        (
+            "BREAKERBOX_SERVER_MAX_BODY_BYTES",
+            "10MB",
+            "server.max_body_bytes",
+            "\"10MB\"",
+            "expected an integer, found a string",
+        ),
+        (
+            "CIRCUIT_BREAKER_PLEX_THRESHOLD",
+            "three",
+            "upstreams.plex.failure_threshold",
+            "\"three\"",
+            "expected an integer",
+        ),
+        (
+            "HEALTH_CHECK_INTERVAL_SECONDS",
+            "soon",
+            "health.check_interval",
+            "\"soon\"",
+            "whole number of seconds",
+        ),
+        (
+            "BREAKERBOX_DEFAULTS_FAILURE_TRESHOLD",
+            "3",
+            "defaults.failure_treshold",
+            "\"3\"",
+            "[defaults] has no key `failure_treshold`",
+        ),
+        (
+            "BREAKERBOX_UPSTREAMS_PLEX_COLOUR",
+            "red",
+            "upstreams.plex.colour",
+            "\"red\"",
+            "[upstreams.plex] has no key `colour`",
+        ),
+        (
+            "BREAKERBOX_UPSTREAMS_JELLYFIN_URL",
+            "http://a",
+            "upstreams.jellyfin_url",
+            "\"http://a\"",
+            "names no upstream of the file (known: hdbits, plex, uptime-kuma)",
+        ),
+        (
+            "CIRCUIT_BREAKER_JELLYFIN_THRESHOLD",
+            "3",
+            "upstreams.jellyfin.failure_threshold",
+            "\"3\"",
+            "`JELLYFIN` is neither DATABASE nor an upstream",
+        ),
+        (
+            "BREAKERBOX_ADMIN_TOKENS_NOBODY_TOKEN",
+            "x",
+            "admin.tokens",
+            "<redacted>",
+            "for a token of the file (known: ops)",
+        ),
+    ];
+    for (var, raw, path, value, reason) in cases {
+        let err = refused(BASE, &[(var, raw)]);
+        check(&err, path, value, reason);
+        assert_eq!(err.key().env_var(), Some(var), "{err}");
+        assert!(err.to_string().contains(var), "{err}");
+    }
+}
+
+#[test]
+fn ambiguous_upstream_variables_are_refused() {
+    let text = "[upstreams.a-b]\nurl = \"http://a\"\n[upstreams.a_b]\nurl = \"http://b\"\n";
+    let err = refused(text, &[("BREAKERBOX_UPSTREAMS_A_B_URL", "http://c")]);
+    check(
+        &err,
+        "upstreams.a_b_url",
+        "\"http://c\"",
+        "ambiguous: could mean upstream a-b or a_b",
+    );
+}
+
+/// Tokens compared apart from their secrets, which the rendering hides.
+fn without_secrets(mut config: Config) -> Config {
+    for token in &mut config.admin.tokens {
+        token.secret = Secret::new(String::new());
+    }
+    config
+}
+
+#[test]
+fn the_effective_configuration_round_trips() {
+    let text = format!(
+        "[defaults]\nopen_duration_max = \"10m\"\nslow_call_duration = \"1500ms\"\n\
+         slow_call_rate_threshold = 80\nhonor_retry_after = true\njitter = 0\n\
+         [store]\nurl = \"postgres://gw@127.0.0.1/gw\"\ncall_timeout = \"2s\"\n\
+         [chaos]\nenabled = true\n[health]\ndetailed_cache = \"0s\"\n\
+         [[admin.tokens]]\nname = \"env\"\ntoken_env = \"GW_TOKEN\"\n{BASE}\
+         [upstreams.tmdb]\nurl = \"https://api.themoviedb.org/3/\"\nfallback = \"cache\"\n\
+         cache_ttl = \"90s\"\nhealth_path = \"/configuration\"\nfailure_statuses = []\n\
+         [upstreams.qbittorrent]\nurl = \"http://127.0.0.1:8081\"\nfallback = \"queue\"\n"
+    );
+    let env = [("GW_TOKEN", "env-secret")];
+    let config = load(&text, &env).expect("valid");
+    let rendered = config.to_toml();
+    assert!(!rendered.contains("inline-secret") && !rendered.contains("env-secret"));
+    assert!(rendered.contains("token = \"<redacted>\""), "{rendered}");
+    assert!(rendered.contains("token_env = \"GW_TOKEN\""), "{rendered}");
+    let again = load(&rendered, &env).expect("the rendering loads");
+    assert_eq!(again.admin.tokens[0].secret.expose(), "env-secret");
+    assert_eq!(again.admin.tokens[1].secret.expose(), REDACTED);
+    assert_eq!(without_secrets(again), without_secrets(config));
+}
+
+#[test]
+fn the_rendering_hides_database_passwords() {
+    let config = load("[store]\nurl = \"postgres://gw:hunter2@db/gw\"", &[]).expect("valid");
+    let rendered = config.to_toml();
+    assert!(
+        rendered.contains("url = \"postgres://gw:<redacted>@db/gw\""),
+        "{rendered}"
+    );
+    assert!(!rendered.contains("hunter2") && !format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let err = super::load("/nonexistent/breakerbox.toml").expect_err("no such file");
+    assert_eq!(err.kind(), ErrorKind::Io);
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/breakerbox.toml: cannot read the configuration file:"),
+        "{err}"
+    );
+}

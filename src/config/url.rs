@@ -1,0 +1,302 @@
+//! Validated addresses: an upstream's `http(s)://` base URL and the store's database URL.
+
+use std::fmt;
+use std::net::Ipv6Addr;
+
+/// The base URL of an upstream: `http` or `https`, a host, an optional port and base path; no
+/// query, fragment or credentials. A trailing `/` is dropped so paths can be appended.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct UpstreamUrl {
+    url: String,
+    https: bool,
+    host: String,
+    port: u16,
+    path_start: usize,
+}
+
+impl UpstreamUrl {
+    /// Parses and checks `text`; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<UpstreamUrl, String> {
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must not contain spaces or control characters".into());
+        }
+        let Some((scheme, rest)) = text.split_once("://") else {
+            return Err("not a URL: expected http://host[:port][/path]".into());
+        };
+        let https = match scheme.to_ascii_lowercase().as_str() {
+            "http" => false,
+            "https" => true,
+            other => {
+                return Err(format!(
+                    "scheme `{other}` is not supported; use http or https"
+                ));
+            }
+        };
+        if rest.contains('?') {
+            return Err("must not have a query (the caller's query is forwarded)".into());
+        }
+        if rest.contains('#') {
+            return Err("must not have a fragment".into());
+        }
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.contains('@') {
+            return Err("must not carry credentials (user@host)".into());
+        }
+        let (host, port) = split_host_port(authority)?;
+        let port = match port {
+            Some(port) => port,
+            None if https => 443,
+            None => 80,
+        };
+        let path = path.trim_end_matches('/');
+        let base = format!("{}://{}", scheme.to_ascii_lowercase(), authority);
+        Ok(UpstreamUrl {
+            path_start: base.len(),
+            url: format!("{base}{path}"),
+            https,
+            host: host.to_owned(),
+            port,
+        })
+    }
+
+    /// The URL as text, without a trailing `/`.
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// `"https"` or `"http"`.
+    pub fn scheme(&self) -> &'static str {
+        if self.https { "https" } else { "http" }
+    }
+
+    /// The host name or address (an IPv6 address keeps its brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port, explicit or the scheme's default.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The base path requests are appended to: empty or `/api`-like, never ending in `/`.
+    pub fn path(&self) -> &str {
+        &self.url[self.path_start..]
+    }
+}
+
+fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), String> {
+    if authority.is_empty() {
+        return Err("has no host".into());
+    }
+    let (host, port) = if authority.starts_with('[') {
+        let end = authority
+            .find(']')
+            .ok_or("IPv6 address lacks its closing `]`")?;
+        let (host, rest) = authority.split_at(end + 1);
+        if host[1..end].parse::<Ipv6Addr>().is_err() {
+            return Err(format!("`{host}` is not an IPv6 address"));
+        }
+        match rest {
+            "" => (host, None),
+            _ => match rest.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return Err("unexpected text after the IPv6 address".into()),
+            },
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("has no host".into());
+    }
+    if !host.starts_with('[')
+        && !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        return Err(format!("`{host}` is not a valid host name"));
+    }
+    let port = match port {
+        None => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(port) if port > 0 => Some(port),
+            _ => return Err(format!("port `{p}` is not a number from 1 to 65535")),
+        },
+    };
+    Ok((host, port))
+}
+
+impl fmt::Display for UpstreamUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+impl fmt::Debug for UpstreamUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UpstreamUrl({:?})", self.url)
+    }
+}
+
+/// Which database a [`StoreUrl`] points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreKind {
+    /// A SQLite file (`sqlite://breakerbox.db`) or `sqlite::memory:`.
+    Sqlite,
+    /// A PostgreSQL server (`postgres://user@host/db`).
+    Postgres,
+}
+
+/// The database URL. Display and Debug hide a password in it; [`as_str`](Self::as_str) gives the
+/// real URL for connecting.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct StoreUrl {
+    url: String,
+    kind: StoreKind,
+}
+
+impl StoreUrl {
+    /// Parses and checks `text`; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<StoreUrl, String> {
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must not contain spaces or control characters".into());
+        }
+        let lower = text.to_ascii_lowercase();
+        let kind = if let Some(rest) = lower.strip_prefix("sqlite:") {
+            if rest.trim_start_matches('/').is_empty() {
+                return Err("names no database file (e.g. sqlite://breakerbox.db)".into());
+            }
+            StoreKind::Sqlite
+        } else if let Some(rest) = lower
+            .strip_prefix("postgres://")
+            .or_else(|| lower.strip_prefix("postgresql://"))
+        {
+            if rest.is_empty() {
+                return Err("names no server (e.g. postgres://user@localhost/breakerbox)".into());
+            }
+            StoreKind::Postgres
+        } else {
+            return Err(
+                "unsupported database; use sqlite://FILE or postgres://user@host/db".into(),
+            );
+        };
+        Ok(StoreUrl {
+            url: text.to_owned(),
+            kind,
+        })
+    }
+
+    /// The URL as given, password included: for connecting only, never for logs.
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// SQLite or PostgreSQL.
+    pub fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    /// The URL with any password replaced by `<redacted>`.
+    pub fn redacted(&self) -> String {
+        redact_password(&self.url)
+    }
+}
+
+/// `scheme://user:secret@host` → `scheme://user:<redacted>@host`; other text unchanged.
+pub(crate) fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:<redacted>{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreUrl({:?})", self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_urls_are_checked_and_normalised() {
+        let url = UpstreamUrl::parse("HTTP://127.0.0.1:32400/api/").expect("valid");
+        assert_eq!(url.as_str(), "http://127.0.0.1:32400/api");
+        assert_eq!(
+            (url.scheme(), url.host(), url.port()),
+            ("http", "127.0.0.1", 32400)
+        );
+        assert_eq!(url.path(), "/api");
+        let url = UpstreamUrl::parse("https://api.themoviedb.org").expect("valid");
+        assert_eq!((url.port(), url.path()), (443, ""));
+        let url = UpstreamUrl::parse("http://[::1]:8081").expect("valid");
+        assert_eq!((url.host(), url.port()), ("[::1]", 8081));
+        for (bad, why) in [
+            ("ftp://host", "scheme `ftp`"),
+            ("127.0.0.1:8080", "not a URL"),
+            ("http://", "no host"),
+            ("http://:80", "no host"),
+            ("http://host:0", "port `0`"),
+            ("http://host:99999", "port `99999`"),
+            ("http://host/x?y=1", "query"),
+            ("http://host/#x", "fragment"),
+            ("http://u:p@host", "credentials"),
+            ("http://ho st", "spaces"),
+            ("http://[::g]:1", "IPv6"),
+            ("http://exa$mple", "host name"),
+        ] {
+            let err = UpstreamUrl::parse(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn store_urls_hide_passwords() {
+        let url = StoreUrl::parse("postgres://gw:s3cret@db:5432/gw?sslmode=disable").expect("ok");
+        assert_eq!(url.kind(), StoreKind::Postgres);
+        assert_eq!(
+            url.to_string(),
+            "postgres://gw:<redacted>@db:5432/gw?sslmode=disable"
+        );
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert!(url.as_str().contains("s3cret"));
+        let url = StoreUrl::parse("sqlite://breakerbox.db").expect("ok");
+        assert_eq!(
+            (url.kind(), url.to_string().as_str()),
+            (StoreKind::Sqlite, "sqlite://breakerbox.db")
+        );
+        assert_eq!(
+            StoreUrl::parse("sqlite::memory:").map(|u| u.kind()),
+            Ok(StoreKind::Sqlite)
+        );
+        assert!(
+            StoreUrl::parse("mysql://x")
+                .expect_err("mysql")
+                .contains("unsupported")
+        );
+        assert!(
+            StoreUrl::parse("sqlite://")
+                .expect_err("empty")
+                .contains("no database")
+        );
+    }
+}
