@@ -49,6 +49,7 @@
 pub mod breaker;
 mod coarse_clock;
 pub mod config;
+pub mod fallback;
 pub mod layer;
 
 pub use breaker::{
