@@ -334,7 +334,10 @@ impl Breaker {
         let slow = self.is_slow(ticket, elapsed, now);
         self.count(now, outcome, slow);
         match state {
-            State::Closed if outcome != Outcome::Success || slow => {
+            State::Closed
+                if outcome != Outcome::Success
+                    || (slow && self.config.slow_call_rate_threshold().is_some()) =>
+            {
                 if let Some(reason) = self.trip_reason(now, outcome) {
                     self.transition(word, State::Open, reason, now);
                 }
@@ -480,7 +483,8 @@ impl Breaker {
     }
 
     /// Moves from whatever the state is to `to` (operator actions). Returns the transition, or
-    /// `None` when the breaker already was in `to` (counters are cleared on reset regardless).
+    /// `None` when the breaker already was in `to` (counters are cleared on reset regardless),
+    /// or when a manual trip meets a manual state, which only an operator's reset may end.
     fn transition_from_any(&self, to: State, reason: TransitionReason) -> Option<Transition> {
         let now = self.now();
         let event = {
@@ -489,7 +493,9 @@ impl Breaker {
             if reason == TransitionReason::Reset {
                 self.clear_counters(&mut cold);
             }
-            if unpack(word).0 == to {
+            let from = unpack(word).0;
+            let manual = matches!(from, State::ForcedOpen | State::Disabled);
+            if from == to || (reason == TransitionReason::ManualTrip && manual) {
                 return None;
             }
             self.enter(&mut cold, word, to, reason, now)
@@ -510,6 +516,10 @@ impl Breaker {
         let (from, generation) = unpack(from_word);
         let generation = generation + 1;
         let mut open_until = None;
+        // Retag the probe counters in every transition, so a thread that read the old state
+        // cannot take a probe slot once the breaker has moved on.
+        self.probes.store(tagged(generation, 0), Release);
+        self.probe_successes.store(tagged(generation, 0), Release);
         match to {
             State::Open => {
                 cold.consecutive_trips = cold.consecutive_trips.saturating_add(1);
@@ -518,16 +528,12 @@ impl Breaker {
                 self.open_until.store(until.0, Release);
                 open_until = Some(until);
             }
-            State::HalfOpen => {
-                self.probes.store(tagged(generation, 0), Release);
-                self.probe_successes.store(tagged(generation, 0), Release);
-            }
             State::Closed => {
                 self.window.clear();
                 self.consecutive_failures.store(0, Relaxed);
                 cold.consecutive_trips = 0;
             }
-            State::ForcedOpen | State::Disabled => {}
+            State::HalfOpen | State::ForcedOpen | State::Disabled => {}
         }
         cold.state_changed_at = now;
         self.word.store(pack(to, generation), Release);
@@ -575,6 +581,7 @@ impl Breaker {
     }
 
     /// Trips the breaker now, as if its dependency had failed (the open duration applies).
+    /// Does nothing while forced open or disabled: those end only with [`reset`](Self::reset).
     pub fn trip(&self) -> Option<Transition> {
         self.transition_from_any(State::Open, TransitionReason::ManualTrip)
     }
