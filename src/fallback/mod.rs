@@ -1,6 +1,97 @@
 //! What the gateway answers when an upstream cannot: a cached response, a degraded answer, a
 //! queued request replayed later, or a clear error.
+//!
+//! The seams below keep the data flowing one way: the pipeline hands requests to an [`Enqueue`]
+//! and responses to a [`CacheStore`]; the queue's replay hands requests back to a [`Deliver`].
+//! The store implements the persistence, the upstream client the delivery.
+
+use std::fmt;
+
+use futures_util::future::BoxFuture;
 
 pub mod records;
 
 pub use records::{CachedResponse, QueueStatus, QueuedRequest};
+
+/// Why a request could not be queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// Neither the store nor the bounded memory buffer can take more.
+    #[error("the queue is full ({capacity} requests wait already)")]
+    Full {
+        /// How many requests the buffer holds at most.
+        capacity: usize,
+    },
+    /// The gateway is shutting down and accepts nothing new.
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+/// How safely a queued request is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Written to the store: survives a crash.
+    Stored,
+    /// Kept in memory while the store is unreachable; written to the store when it returns.
+    Memory,
+}
+
+/// Accepts requests for later delivery (implemented by the durable queue).
+pub trait Enqueue: Send + Sync + 'static {
+    /// Keeps `request` until its upstream can take it.
+    fn enqueue(&self, request: QueuedRequest) -> BoxFuture<'_, Result<Durability, QueueError>>;
+}
+
+/// What became of one delivery attempt of a queued request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The upstream answered (any status that is not a failure for its breaker).
+    Delivered {
+        /// The upstream's HTTP status.
+        status: u16,
+    },
+    /// The upstream's breaker turned the attempt away: stop replaying, try again when it closes.
+    Rejected,
+    /// The attempt failed (connection error, timeout, failure status): keep it pending.
+    Failed {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Sends a queued request to its upstream (implemented by the upstream client).
+pub trait Deliver: Send + Sync + 'static {
+    /// One attempt, through the upstream's breaker.
+    fn deliver<'a>(&'a self, request: &'a QueuedRequest) -> BoxFuture<'a, Delivery>;
+}
+
+/// Keeps cached responses beyond the memory cache (implemented by the store).
+pub trait CacheStore: Send + Sync + 'static {
+    /// Stores or replaces the response for its upstream and path.
+    fn put(&self, response: CachedResponse) -> BoxFuture<'_, ()>;
+
+    /// The response stored for `upstream` and `path_and_query`, if any.
+    fn get<'a>(
+        &'a self,
+        upstream: &'a str,
+        path_and_query: &'a str,
+    ) -> BoxFuture<'a, Option<CachedResponse>>;
+}
+
+impl fmt::Debug for dyn Enqueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("dyn Enqueue")
+    }
+}
+
+impl fmt::Debug for dyn Deliver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("dyn Deliver")
+    }
+}
+
+impl fmt::Debug for dyn CacheStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("dyn CacheStore")
+    }
+}
