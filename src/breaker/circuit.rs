@@ -357,7 +357,7 @@ impl Breaker {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn count(&self, now: Nanos, outcome: Outcome, slow: bool) {
         let kind = match outcome {
             Outcome::Success => Kind::Success,

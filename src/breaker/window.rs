@@ -69,6 +69,7 @@ struct Bucket {
 }
 
 /// Threads write to stripes of their own, so cores never fight over a counter's cache line.
+/// A power of two.
 const STRIPES: usize = 4;
 
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
@@ -159,10 +160,11 @@ impl RollingWindow {
     }
 
     /// Counts one call of `kind` at `now`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record(&self, now: Nanos, kind: Kind) {
         let (index, lap) = self.position(now);
-        let stripe = &self.stripes[stripe()];
+        // The mask lets the compiler drop the bounds check: STRIPES is a power of two.
+        let stripe = &self.stripes[stripe() & (STRIPES - 1)];
         let counter = &stripe.buckets[index].counters[kind as usize];
         let mut word = counter.load(Relaxed);
         loop {
@@ -194,7 +196,9 @@ impl RollingWindow {
     /// Counts one rejected call (a lifetime figure only: rejections are not outcomes).
     #[inline]
     pub(crate) fn record_rejection(&self) {
-        self.stripes[stripe()].rejected.fetch_add(1, Relaxed);
+        self.stripes[stripe() & (STRIPES - 1)]
+            .rejected
+            .fetch_add(1, Relaxed);
     }
 
     /// Counts of the calls within the window ending at `now`.
