@@ -51,6 +51,8 @@ mod coarse_clock;
 pub mod config;
 pub mod fallback;
 pub mod layer;
+pub mod pipeline;
+pub mod upstream;
 
 pub use breaker::{
     Breaker, BreakerConfig, Clock, ConfigError, ManualClock, Outcome, Permit, Registry, Rejected,

@@ -9,6 +9,8 @@ use std::fmt;
 
 use futures_util::future::BoxFuture;
 
+pub mod cache;
+pub mod degraded;
 pub mod records;
 
 pub use records::{CachedResponse, QueueStatus, QueuedRequest};

@@ -1,0 +1,216 @@
+//! The proxy flow, the one place where a request meets its upstream's breaker: check the path,
+//! buffer the body, call (with retries), and on rejection or failure answer with the fallback.
+
+mod answer;
+mod capture;
+mod fallbacks;
+mod headers;
+mod outcome;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request, Response, StatusCode};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use crate::config::Fallback;
+use crate::fallback::Enqueue;
+use crate::fallback::cache::ResponseCache;
+use crate::upstream::{CallEnd, OutgoingRequest, Upstream, is_failure};
+
+pub use crate::upstream::{BadPath, check_tail, path_and_query};
+pub use answer::retry_after_secs;
+pub use headers::{outgoing as outgoing_headers, strip_hop_by_hop};
+pub use outcome::{Decision, FallbackKind, ProxyOutcome};
+
+/// Turns proxied requests into upstream calls and fallbacks. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    cache: ResponseCache,
+    queue: Option<Arc<dyn Enqueue>>,
+    max_body_bytes: usize,
+}
+
+/// Why the failed call is being answered by a fallback.
+pub(crate) enum Cause {
+    /// The breaker turned it away.
+    Rejected(crate::breaker::Rejected),
+    /// The upstream answered with a failure status (or 429/503 + `Retry-After`).
+    Answered(reqwest::Response),
+    /// No answer.
+    Failed(crate::upstream::CallError),
+}
+
+impl Pipeline {
+    /// A pipeline keeping responses in `cache` and handing requests to `queue` (upstreams with
+    /// `fallback = "queue"` answer like `error` without one).
+    pub fn new(cache: ResponseCache, queue: Option<Arc<dyn Enqueue>>) -> Self {
+        Self {
+            cache,
+            queue,
+            max_body_bytes: usize::MAX,
+        }
+    }
+
+    /// Refuses request bodies larger than `limit` with 413 (the api layer usually limits them
+    /// first; this keeps the pipeline safe on its own).
+    pub fn with_max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    /// The response cache.
+    pub fn cache(&self) -> &ResponseCache {
+        &self.cache
+    }
+
+    /// Proxies `request` to `upstream`; `tail` is the raw path after `/proxy/{upstream}`
+    /// (starting with `/` or empty), the request's query is kept. The [`ProxyOutcome`] is in the
+    /// response's extensions.
+    pub async fn proxy(
+        &self,
+        upstream: &Upstream,
+        request: Request<Body>,
+        tail: &str,
+    ) -> Response<Body> {
+        let (mut response, outcome) = self.proxy_with_outcome(upstream, request, tail).await;
+        response.extensions_mut().insert(outcome);
+        response
+    }
+
+    /// Like [`proxy`](Self::proxy), with the outcome returned alongside.
+    pub async fn proxy_with_outcome(
+        &self,
+        upstream: &Upstream,
+        request: Request<Body>,
+        tail: &str,
+    ) -> (Response<Body>, ProxyOutcome) {
+        let mut outcome = ProxyOutcome::new(upstream.name());
+        let response = self.run(upstream, request, tail, &mut outcome).await;
+        outcome.status = response.status().as_u16();
+        (response, outcome)
+    }
+
+    async fn run(
+        &self,
+        upstream: &Upstream,
+        request: Request<Body>,
+        tail: &str,
+        outcome: &mut ProxyOutcome,
+    ) -> Response<Body> {
+        let path_and_query = match path_and_query(tail, request.uri().query()) {
+            Ok(p) => p,
+            Err(bad) => {
+                return refuse(
+                    outcome,
+                    StatusCode::BAD_REQUEST,
+                    "bad_path",
+                    &bad.to_string(),
+                );
+            }
+        };
+        let (parts, body) = request.into_parts();
+        let body = match read_body(body, self.max_body_bytes).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => {
+                let message = "the request body is larger than the gateway accepts";
+                return refuse(
+                    outcome,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    message,
+                );
+            }
+            Err(BodyError::Unreadable) => {
+                let message = "the request body could not be read";
+                return refuse(outcome, StatusCode::BAD_REQUEST, "bad_request", message);
+            }
+        };
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        let request = OutgoingRequest {
+            headers: headers::outgoing(&parts.headers, client),
+            method: parts.method,
+            path_and_query,
+            body,
+        };
+        let call = upstream.call(&request).await;
+        outcome.outcome = call.attempts.last().map(|a| a.outcome);
+        outcome.attempts = call.attempts;
+        outcome.retry_stop = call.retry_stop;
+        let cause = match call.end {
+            CallEnd::Answered {
+                response,
+                outcome: o,
+            } if !is_failure(o) => {
+                outcome.decision = Some(Decision::Permitted);
+                return self.answered(upstream, &request, response).await;
+            }
+            CallEnd::Answered { response, .. } => Cause::Answered(response),
+            CallEnd::Rejected(rejected) => Cause::Rejected(rejected),
+            CallEnd::Failed(error) => Cause::Failed(error),
+        };
+        self.fall_back(upstream, &request, cause, outcome).await
+    }
+
+    /// A permitted, successful answer: streamed back, and kept when the upstream falls back
+    /// to the cache.
+    async fn answered(
+        &self,
+        upstream: &Upstream,
+        request: &OutgoingRequest,
+        response: reqwest::Response,
+    ) -> Response<Body> {
+        let cacheable = matches!(upstream.config().fallback, Fallback::Cache { .. })
+            && request.method == Method::GET
+            && capture::may_store(&request.headers, &response);
+        if cacheable {
+            capture::store_and_answer(&self.cache, upstream.name(), request, response).await
+        } else {
+            answer::from_upstream(response)
+        }
+    }
+}
+
+/// An answer given before the breaker was asked.
+fn refuse(
+    outcome: &mut ProxyOutcome,
+    status: StatusCode,
+    code: &'static str,
+    message: &str,
+) -> Response<Body> {
+    outcome.error = Some(code);
+    answer::json_error(status, code, message)
+}
+
+enum BodyError {
+    TooLarge,
+    Unreadable,
+}
+
+/// Buffers the body so a retry or a queued replay can resend it.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    let mut stream = body.into_data_stream();
+    let mut buffer = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|err| {
+            // A limit applied by a layer above (http-body-util's `Limited`) shows up here as a
+            // read error; its message is the only mark it carries through `axum::Error`.
+            if err.to_string().contains("length limit exceeded") {
+                BodyError::TooLarge
+            } else {
+                BodyError::Unreadable
+            }
+        })?;
+        if buffer.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(buffer.freeze())
+}

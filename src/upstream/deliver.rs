@@ -1,0 +1,52 @@
+//! Queue replay: one attempt of a stored request through the upstream's breaker.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use futures_util::future::BoxFuture;
+
+use crate::fallback::{Deliver, Delivery, QueuedRequest};
+
+use super::{CallEnd, OutgoingRequest, Upstream, is_failure};
+
+impl Deliver for Upstream {
+    fn deliver<'a>(&'a self, request: &'a QueuedRequest) -> BoxFuture<'a, Delivery> {
+        Box::pin(async move {
+            let Ok(method) = Method::from_bytes(request.method.as_bytes()) else {
+                return Delivery::Failed {
+                    reason: format!("invalid method {:?}", request.method),
+                };
+            };
+            let mut headers = HeaderMap::with_capacity(request.headers.len());
+            for (name, value) in &request.headers {
+                // Stored headers came from a valid request; a row that no longer parses (edited
+                // by hand, say) loses that header rather than the whole request.
+                if let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_bytes(value),
+                ) {
+                    headers.append(name, value);
+                }
+            }
+            let outgoing = OutgoingRequest {
+                method,
+                path_and_query: request.path_and_query.clone(),
+                headers,
+                body: request.body.clone(),
+            };
+            let call = self.call_once(&outgoing).await;
+            match call.end {
+                CallEnd::Rejected(_) => Delivery::Rejected,
+                CallEnd::Failed(error) => Delivery::Failed {
+                    reason: format!("{}: {}", error.kind.as_str(), error.message),
+                },
+                CallEnd::Answered { response, outcome } if is_failure(outcome) => {
+                    Delivery::Failed {
+                        reason: format!("upstream answered {}", response.status()),
+                    }
+                }
+                CallEnd::Answered { response, .. } => Delivery::Delivered {
+                    status: response.status().as_u16(),
+                },
+            }
+        })
+    }
+}

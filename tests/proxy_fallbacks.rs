@@ -1,0 +1,271 @@
+//! The pipeline's fallbacks against real loopback upstreams: cache, degraded and queue.
+
+mod proxy_support;
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use breakerbox::breaker::State;
+use breakerbox::fallback::cache::{CacheLimits, ResponseCache};
+use breakerbox::fallback::{CachedResponse, Durability, Enqueue, QueueError, QueuedRequest};
+use breakerbox::pipeline::{Decision, FallbackKind, Pipeline, ProxyOutcome};
+use breakerbox::upstream::Upstream;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use proxy_support::{TestUpstream, refused_url, upstream};
+use serde_json::Value;
+
+fn pipeline() -> Pipeline {
+    Pipeline::new(ResponseCache::new(CacheLimits::default()), None)
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::builder()
+        .uri(uri)
+        .body(Body::empty())
+        .expect("request")
+}
+
+async fn send(
+    pipeline: &Pipeline,
+    upstream: &Upstream,
+    request: Request<Body>,
+    tail: &str,
+) -> (u16, axum::http::HeaderMap, Bytes, ProxyOutcome) {
+    let (response, outcome): (Response<Body>, _) =
+        pipeline.proxy_with_outcome(upstream, request, tail).await;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (status, headers, body, outcome)
+}
+
+fn json(body: &Bytes) -> Value {
+    serde_json::from_slice(body).expect("JSON body")
+}
+
+/// Asserts the body is exactly `{"error": code, "message": …}`.
+fn assert_error(body: &Bytes, code: &str) {
+    let value = json(body);
+    let object = value.as_object().expect("an object");
+    assert_eq!(object.len(), 2, "{value}");
+    assert_eq!(object["error"], code, "{value}");
+    assert!(object["message"].is_string());
+}
+
+#[tokio::test]
+async fn cache_fallback_serves_the_stored_answer_with_its_age() {
+    let server = TestUpstream::start().await;
+    let extra = "failure_threshold = 5\nfallback = \"cache\"\ncache_ttl = \"1h\"";
+    let up = upstream("tmdb", &server.url(), extra);
+    let p = pipeline();
+    let (status, _, fresh, outcome) = send(
+        &p,
+        &up,
+        get("/proxy/tmdb/switch/movie?id=7"),
+        "/switch/movie",
+    )
+    .await;
+    assert_eq!((status, outcome.decision), (200, Some(Decision::Permitted)));
+
+    server.broken.store(true, SeqCst);
+    let (status, headers, body, outcome) = send(
+        &p,
+        &up,
+        get("/proxy/tmdb/switch/movie?id=7"),
+        "/switch/movie",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body, fresh, "the stored answer, not the upstream's 500");
+    assert_eq!(headers["x-breakerbox-fallback"], "cache");
+    assert_eq!(headers["age"], "0");
+    assert_eq!(outcome.decision, Some(Decision::Fallback));
+    assert_eq!(outcome.fallback, Some(FallbackKind::Cache));
+
+    // Another query is another entry: nothing stored, so the upstream's own 500 passes
+    // (its retries trip the breaker: 3 failures before, 2 now).
+    let (status, _, _, _) = send(
+        &p,
+        &up,
+        get("/proxy/tmdb/switch/movie?id=8"),
+        "/switch/movie",
+    )
+    .await;
+    assert_eq!(status, 500);
+
+    // Tripped: the stored answer still serves, and the upstream hears nothing.
+    assert_eq!(up.breaker().state(), State::Open);
+    let hits = server.hits();
+    let (status, headers, body, outcome) = send(
+        &p,
+        &up,
+        get("/proxy/tmdb/switch/movie?id=7"),
+        "/switch/movie",
+    )
+    .await;
+    assert_eq!((status, &body), (200, &fresh));
+    assert_eq!(headers["x-breakerbox-fallback"], "cache");
+    assert_eq!(outcome.fallback, Some(FallbackKind::Cache));
+    assert_eq!(server.hits(), hits);
+
+    // Age counts whole seconds from the stored time; past the TTL nothing is served.
+    let stored = |path: &str, age: u64| CachedResponse {
+        upstream: "tmdb".into(),
+        path_and_query: path.into(),
+        status: 200,
+        headers: vec![("content-type".into(), b"text/plain".to_vec())],
+        body: Bytes::from_static(b"old"),
+        stored_at: SystemTime::now() - Duration::from_secs(age),
+    };
+    p.cache().insert(stored("/aged", 42));
+    let (status, headers, body, _) = send(&p, &up, get("/proxy/tmdb/aged"), "/aged").await;
+    assert_eq!((status, &body[..]), (200, &b"old"[..]));
+    assert_eq!(headers["age"], "42");
+    p.cache().insert(stored("/expired", 3601));
+    let (status, headers, body, _) = send(&p, &up, get("/proxy/tmdb/expired"), "/expired").await;
+    assert_eq!(status, 503, "expired entries are not served");
+    assert_error(&body, "circuit_open");
+    assert!(headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn cache_keeps_no_private_answers() {
+    let server = TestUpstream::start().await;
+    let up = upstream("tmdb", &server.url(), "fallback = \"cache\"");
+    let p = pipeline();
+    let authorised = Request::builder()
+        .uri("/proxy/tmdb/me")
+        .header("authorization", "Bearer alice")
+        .body(Body::empty())
+        .expect("request");
+    send(&p, &up, authorised, "/me").await;
+    send(&p, &up, get("/proxy/tmdb/status/404"), "/status/404").await;
+    send(
+        &p,
+        &up,
+        Request::post("/x").body(Body::empty()).expect("r"),
+        "/posted",
+    )
+    .await;
+    assert!(
+        p.cache().is_empty(),
+        "authorised, non-2xx and non-GET answers are not kept"
+    );
+    send(&p, &up, get("/proxy/tmdb/public"), "/public").await;
+    assert_eq!(p.cache().len(), 1);
+}
+
+#[tokio::test]
+async fn degraded_fallback_answers_the_configured_response() {
+    let extra = "failure_threshold = 1\nfallback = \"degraded\"\n\
+                 [upstreams.hdbits.degraded]\nstatus = 200\nbody = '{\"results\":[],\"degraded\":true}'";
+    let up = upstream("hdbits", &refused_url(), extra);
+    let p = pipeline();
+    for expected_decision in [Some(FallbackKind::Degraded), Some(FallbackKind::Degraded)] {
+        let (status, headers, body, outcome) = send(&p, &up, get("/proxy/hdbits/s"), "/s").await;
+        assert_eq!(status, 200);
+        assert_eq!(&body[..], br#"{"results":[],"degraded":true}"#);
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["x-breakerbox-fallback"], "degraded");
+        assert_eq!(outcome.fallback, expected_decision);
+        assert_eq!(outcome.decision, Some(Decision::Fallback));
+    }
+    assert_eq!(
+        up.breaker().state(),
+        State::Open,
+        "the second answer came from a rejection"
+    );
+}
+
+/// Records what it is given; refuses beyond `capacity`.
+#[derive(Default)]
+struct RecordingQueue {
+    got: Mutex<Vec<QueuedRequest>>,
+    capacity: usize,
+}
+
+impl Enqueue for RecordingQueue {
+    fn enqueue(&self, request: QueuedRequest) -> BoxFuture<'_, Result<Durability, QueueError>> {
+        Box::pin(async move {
+            let mut got = self.got.lock().expect("lock");
+            if got.len() >= self.capacity {
+                return Err(QueueError::Full {
+                    capacity: self.capacity,
+                });
+            }
+            got.push(request);
+            Ok(Durability::Stored)
+        })
+    }
+}
+
+#[tokio::test]
+async fn queue_fallback_hands_the_whole_request_to_the_queue() {
+    let queue = Arc::new(RecordingQueue {
+        capacity: 1,
+        ..Default::default()
+    });
+    let p = Pipeline::new(
+        ResponseCache::new(CacheLimits::default()),
+        Some(queue.clone() as Arc<dyn Enqueue>),
+    );
+    let up = upstream("qbittorrent", &refused_url(), "fallback = \"queue\"");
+    let request = Request::builder()
+        .method("POST")
+        .uri("/proxy/qbittorrent/api/v2/torrents/add?category=tv")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-api-key", "k")
+        .header("connection", "close")
+        .body(Body::from("urls=magnet:abc"))
+        .expect("request");
+    let (status, headers, body, outcome) = send(&p, &up, request, "/api/v2/torrents/add").await;
+    assert_eq!(status, 202);
+    assert_eq!(headers["x-breakerbox-fallback"], "queue");
+    let answer = json(&body);
+    assert_eq!(answer["queued"], true);
+    assert_eq!(answer["durability"], "stored");
+    assert_eq!(outcome.fallback, Some(FallbackKind::Queue));
+
+    let got = queue.got.lock().expect("lock").clone();
+    let [queued] = got.as_slice() else {
+        panic!("one queued request: {got:?}")
+    };
+    assert_eq!(answer["id"], queued.id.to_string());
+    assert_eq!(queued.id.get_version_num(), 7);
+    assert_eq!(queued.upstream, "qbittorrent");
+    assert_eq!(queued.method, "POST");
+    assert_eq!(queued.path_and_query, "/api/v2/torrents/add?category=tv");
+    assert_eq!(queued.body, "urls=magnet:abc");
+    let header = |name: &str| {
+        queued
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    };
+    assert_eq!(header("x-api-key"), Some(&b"k"[..]));
+    assert_eq!(
+        header("content-type"),
+        Some(&b"application/x-www-form-urlencoded"[..])
+    );
+    assert_eq!(header("connection"), None);
+
+    // GET cannot be queued: the error answer.
+    let (status, _, body, _) = send(&p, &up, get("/proxy/qbittorrent/api"), "/api").await;
+    assert_eq!(status, 503);
+    assert_error(&body, "upstream_unavailable");
+
+    // A full queue says so.
+    let post = Request::post("/x").body(Body::from("b")).expect("request");
+    let (status, headers, body, outcome) = send(&p, &up, post, "/api/v2/torrents/add").await;
+    assert_eq!(status, 503);
+    assert_error(&body, "queue_full");
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(outcome.error, Some("queue_full"));
+}
