@@ -52,6 +52,7 @@ pub mod config;
 pub mod fallback;
 pub mod layer;
 pub mod pipeline;
+pub mod store;
 pub mod upstream;
 
 pub use breaker::{

@@ -11,6 +11,7 @@ use futures_util::future::BoxFuture;
 
 pub mod cache;
 pub mod degraded;
+pub mod queue;
 pub mod records;
 
 pub use records::{CachedResponse, QueueStatus, QueuedRequest};

@@ -1,0 +1,212 @@
+//! The durable request queue: accepts requests for later and replays them, in order, once each.
+//!
+//! Replay per upstream: claim the oldest pending request, deliver it, record the outcome; stop at
+//! the first attempt the upstream's breaker rejects or that fails, leaving that request pending.
+//! A delivered request is recorded before the next one is claimed, and an outcome the store could
+//! not record is kept and recorded before anything else is claimed, so a delivered request is
+//! never sent again (a replica killed between delivering and recording is the one exception: its
+//! claim lease runs out and the request is delivered once more).
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::store::{Store, StoreError};
+
+use super::{Deliver, Delivery, Durability, Enqueue, QueueError, QueueStatus, QueuedRequest};
+
+/// What one replay run did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReplayReport {
+    /// Requests delivered (and recorded) in this run.
+    pub delivered: usize,
+    /// The attempt that stopped the run early (`Rejected` or `Failed`); `None` when the
+    /// upstream's queue was emptied or a shutdown was asked for.
+    pub stopped_by: Option<Delivery>,
+}
+
+/// The queue behind fallback `queue`: an [`Enqueue`] on top of the [`Store`], plus its replay.
+pub struct RequestQueue {
+    store: Store,
+    closed: AtomicBool,
+    /// Outcomes of deliveries the store could not record yet: recorded before the next claim.
+    unrecorded: Mutex<Vec<(Uuid, QueueStatus, u32)>>,
+    /// How often a replayer runs even when nobody wakes it.
+    every: Duration,
+}
+
+impl RequestQueue {
+    /// A queue kept in `store`; replayers also run every 5 s as a safety net.
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            closed: AtomicBool::new(false),
+            unrecorded: Mutex::new(Vec::new()),
+            every: Duration::from_secs(5),
+        }
+    }
+
+    /// Sets how often replayers run unprompted.
+    pub fn replay_every(mut self, every: Duration) -> Self {
+        self.every = every;
+        self
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Refuses new requests from now on ([`QueueError::ShuttingDown`]).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Delivers the pending requests of `upstream` one at a time, oldest first, until none is
+    /// left or an attempt is rejected or fails.
+    pub async fn replay(
+        &self,
+        upstream: &str,
+        deliver: &dyn Deliver,
+    ) -> Result<ReplayReport, StoreError> {
+        self.replay_until(upstream, deliver, &|| false).await
+    }
+
+    async fn replay_until(
+        &self,
+        upstream: &str,
+        deliver: &dyn Deliver,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<ReplayReport, StoreError> {
+        self.record_unrecorded().await?;
+        let mut report = ReplayReport::default();
+        while !stop() {
+            let Some(request) = self.store.claim_next(upstream).await? else {
+                break;
+            };
+            let attempts = request.attempts.saturating_add(1);
+            match deliver.deliver(&request).await {
+                // Any answer is final, a 4xx included: the upstream has seen the request.
+                Delivery::Delivered { status } => {
+                    let outcome = QueueStatus::Delivered { status };
+                    if let Err(e) = self.store.finish(request.id, &outcome, attempts).await {
+                        self.unrecorded().push((request.id, outcome, attempts));
+                        return Err(e);
+                    }
+                    report.delivered += 1;
+                }
+                stopped @ (Delivery::Rejected | Delivery::Failed { .. }) => {
+                    if let Delivery::Failed { reason } = &stopped {
+                        tracing::debug!(%upstream, id = %request.id, %reason, "replay attempt failed");
+                    }
+                    // If this fails the claim lease runs out and the request is pending again.
+                    self.store.release(request.id, attempts).await?;
+                    report.stopped_by = Some(stopped);
+                    break;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn record_unrecorded(&self) -> Result<(), StoreError> {
+        loop {
+            let Some((id, status, attempts)) = self.unrecorded().last().cloned() else {
+                return Ok(());
+            };
+            self.store.finish(id, &status, attempts).await?;
+            self.unrecorded().retain(|(other, ..)| *other != id);
+        }
+    }
+
+    fn unrecorded(&self) -> std::sync::MutexGuard<'_, Vec<(Uuid, QueueStatus, u32)>> {
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Enqueue for RequestQueue {
+    fn enqueue(&self, request: QueuedRequest) -> BoxFuture<'_, Result<Durability, QueueError>> {
+        Box::pin(async move {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(QueueError::ShuttingDown);
+            }
+            self.store.enqueue(request).await
+        })
+    }
+}
+
+impl fmt::Debug for RequestQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestQueue")
+            .field("store", &self.store)
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running replayer: [`wake`](Self::wake) it when the upstream's breaker closes.
+#[derive(Debug)]
+pub struct Replayer {
+    wake: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+impl Replayer {
+    /// Asks for a replay now (it runs once more if one is under way).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The notifier [`wake`](Self::wake) pokes, for code that keeps only that.
+    pub fn waker(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+
+    /// Waits for the task to end (after the shutdown signal).
+    pub async fn join(self) {
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "queue replayer ended abnormally");
+        }
+    }
+}
+
+/// Starts a task that replays `upstream`'s queue through `deliver` when woken and every
+/// [`replay_every`](RequestQueue::replay_every). It ends once `shutdown` holds `true` (or its
+/// sender is gone), after the delivery under way, so no delivered request goes unrecorded.
+pub fn spawn_replayer(
+    queue: Arc<RequestQueue>,
+    upstream: impl Into<String>,
+    deliver: Arc<dyn Deliver>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Replayer {
+    let upstream = upstream.into();
+    let wake = Arc::new(Notify::new());
+    let woken = Arc::clone(&wake);
+    let task = tokio::spawn(async move {
+        let probe = shutdown.clone();
+        let stop = move || *probe.borrow() || probe.has_changed().is_err();
+        while !stop() {
+            match queue.replay_until(&upstream, &*deliver, &stop).await {
+                Ok(report) if report.delivered > 0 => {
+                    tracing::info!(%upstream, delivered = report.delivered, "queued requests replayed");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(%upstream, error = %e, "queue replay postponed"),
+            }
+            tokio::select! {
+                _ = woken.notified() => {}
+                _ = tokio::time::sleep(queue.every) => {}
+                changed = shutdown.changed() => if changed.is_err() { break },
+            }
+        }
+    });
+    Replayer { wake, task }
+}

@@ -1,0 +1,335 @@
+//! Persistence (queued requests, cached responses, breaker history) in SQLite or PostgreSQL,
+//! itself behind the `database` breaker.
+//!
+//! Every query takes a permit from that breaker: a database error or a call slower than
+//! `store.call_timeout` is a failure, and a rejection answers "unavailable" at once without
+//! touching the database. While the database cannot be used the queue lives in a bounded memory
+//! buffer ([`Store::is_degraded`]); a background task writes it back, in order, when the
+//! database returns. PostgreSQL may be down when the gateway starts: the store then starts
+//! degraded and keeps trying. A SQLite file that cannot be opened is a start-up error.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::breaker::{Breaker, Outcome};
+use crate::config::{StoreConfig, StoreKind, StoreUrl};
+use crate::fallback::QueuedRequest;
+
+mod cache;
+pub(crate) mod db;
+mod error;
+mod history;
+mod queue;
+mod rows;
+#[cfg(test)]
+mod tests;
+
+pub use error::StoreError;
+pub use history::TransitionRecord;
+
+use db::Db;
+
+/// Tunables with sensible defaults; [`Store::connect`] uses [`StoreOptions::default`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    /// Most requests the memory buffer holds while the database is unavailable (10,000).
+    pub buffer_capacity: usize,
+    /// How long a claimed request stays reserved for the replica that claimed it (60 s). A
+    /// replica that dies mid-delivery gives it up after this long.
+    pub claim_lease: Duration,
+    /// How often the background task retries the database while degraded (1 s).
+    pub retry_interval: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            buffer_capacity: 10_000,
+            claim_lease: Duration::from_secs(60),
+            retry_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Sets [`buffer_capacity`](Self::buffer_capacity).
+    pub fn buffer_capacity(mut self, capacity: usize) -> Self {
+        self.buffer_capacity = capacity;
+        self
+    }
+
+    /// Sets [`claim_lease`](Self::claim_lease).
+    pub fn claim_lease(mut self, lease: Duration) -> Self {
+        self.claim_lease = lease;
+        self
+    }
+
+    /// Sets [`retry_interval`](Self::retry_interval).
+    pub fn retry_interval(mut self, interval: Duration) -> Self {
+        self.retry_interval = interval;
+        self
+    }
+}
+
+/// Connection pool figures for `/health/detailed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections in use.
+    pub active: u32,
+    /// Open connections waiting for work.
+    pub idle: u32,
+}
+
+/// The gateway's database. Cheap to clone: clones share the pool, the breaker and the buffer.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    kind: StoreKind,
+    /// The URL with any password redacted, for messages.
+    url: String,
+    breaker: Arc<Breaker>,
+    call_timeout: Duration,
+    options: StoreOptions,
+    /// Tells replicas' claims apart.
+    replica: String,
+    /// Migrations applied: the tables exist.
+    ready: AtomicBool,
+    /// The last call failed or was rejected.
+    unreachable: AtomicBool,
+    /// Queued requests accepted while the database was unavailable, oldest first.
+    buffer: Mutex<VecDeque<QueuedRequest>>,
+    /// Only one writer drains the buffer at a time, so it is written back in order.
+    flushing: tokio::sync::Mutex<()>,
+    /// Wakes the background task (buffer grew, or someone asks for a retry).
+    wake: Arc<Notify>,
+}
+
+impl Store {
+    /// Connects to the database of `config` and prepares its tables, with default options.
+    pub async fn connect(config: &StoreConfig, breaker: Arc<Breaker>) -> Result<Store, StoreError> {
+        Store::connect_with(config, breaker, StoreOptions::default()).await
+    }
+
+    /// [`connect`](Self::connect) with explicit options.
+    ///
+    /// SQLite: the file is created if missing and opened in WAL mode; a path that cannot be used
+    /// is an error here. PostgreSQL: if the server cannot be reached or prepared now, the store is
+    /// returned degraded and a background task keeps trying; only a malformed URL is an error.
+    pub async fn connect_with(
+        config: &StoreConfig,
+        breaker: Arc<Breaker>,
+        options: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        let url: &StoreUrl = &config.url;
+        let db = Db::open(url, config.call_timeout).await?;
+        let inner = Arc::new(Inner {
+            db,
+            kind: url.kind(),
+            url: url.redacted(),
+            breaker,
+            call_timeout: config.call_timeout,
+            options,
+            replica: uuid::Uuid::now_v7().to_string(),
+            ready: AtomicBool::new(false),
+            unreachable: AtomicBool::new(false),
+            buffer: Mutex::new(VecDeque::new()),
+            flushing: tokio::sync::Mutex::new(()),
+            wake: Arc::new(Notify::new()),
+        });
+        let store = Store { inner };
+        match store.migrate().await {
+            Ok(()) => {}
+            Err(e) if url.kind() == StoreKind::Sqlite => return Err(e),
+            Err(e) => tracing::warn!(
+                store = %store.inner.url,
+                error = %e,
+                "database unreachable at start; the store starts degraded and keeps retrying"
+            ),
+        }
+        spawn_maintenance(&store);
+        Ok(store)
+    }
+
+    /// SQLite or PostgreSQL.
+    pub fn kind(&self) -> StoreKind {
+        self.inner.kind
+    }
+
+    /// Whether the store cannot be used right now and queued requests live in memory: the
+    /// database was never reached, the last call failed, or the buffer still holds requests.
+    pub fn is_degraded(&self) -> bool {
+        !self.inner.ready.load(Ordering::Acquire)
+            || self.inner.unreachable.load(Ordering::Acquire)
+            || !self.buffer().is_empty()
+    }
+
+    /// Connections in use and idle.
+    pub fn pool_stats(&self) -> PoolStats {
+        let (active, idle) = self.inner.db.pool_counts();
+        PoolStats { active, idle }
+    }
+
+    /// One trivial query through the breaker; answers how long it took.
+    pub async fn ping(&self) -> Result<Duration, StoreError> {
+        let started = tokio::time::Instant::now();
+        let query = async {
+            db::on_db!(&self.inner.db, |pool| sqlx::query("SELECT 1")
+                .execute(pool)
+                .await
+                .map(|_| ()))
+        };
+        self.call("ping", query).await?;
+        Ok(started.elapsed())
+    }
+
+    /// The breaker guarding the store.
+    pub fn breaker(&self) -> &Arc<Breaker> {
+        &self.inner.breaker
+    }
+
+    /// Writes the memory buffer back if the database allows, then closes the pool. Requests
+    /// still in memory after this are reported in the log (they cannot be kept).
+    pub async fn close(&self) {
+        if let Err(e) = self.flush().await {
+            tracing::error!(
+                store = %self.inner.url,
+                error = %e,
+                lost = self.buffer().len(),
+                "closing with queued requests the database could not take"
+            );
+        }
+        self.inner.db.close().await;
+    }
+
+    /// Applies the migrations (through the breaker) and marks the store ready.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let db = self.inner.db.clone();
+        let url = self.inner.url.clone();
+        let run = async move {
+            db.migrate()
+                .await
+                .map_err(|source| StoreError::Migrate { url, source })
+        };
+        // Another replica may hold the migration lock for a moment: allow more than one call.
+        let timeout = self.inner.call_timeout.max(Duration::from_secs(10));
+        self.guarded("migrate", timeout, run).await?;
+        self.inner.ready.store(true, Ordering::Release);
+        tracing::info!(store = %self.inner.url, "store ready");
+        Ok(())
+    }
+
+    /// Runs one database call under the breaker and `call_timeout`.
+    async fn call<T>(
+        &self,
+        op: &'static str,
+        query: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        if !self.inner.ready.load(Ordering::Acquire) {
+            return Err(StoreError::Connecting {
+                url: self.inner.url.clone(),
+            });
+        }
+        let query = async {
+            query
+                .await
+                .map_err(|source| StoreError::Query { op, source })
+        };
+        self.guarded(op, self.inner.call_timeout, query).await
+    }
+
+    async fn guarded<T>(
+        &self,
+        op: &'static str,
+        timeout: Duration,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let inner = &self.inner;
+        let permit = match inner.breaker.try_acquire() {
+            Ok(permit) => permit,
+            Err(rejected) => {
+                inner.unreachable.store(true, Ordering::Release);
+                return Err(StoreError::Unavailable {
+                    state: rejected.state(),
+                    retry_after: rejected.retry_after(),
+                });
+            }
+        };
+        let (outcome, result) = match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(value)) => (Outcome::Success, Ok(value)),
+            Ok(Err(e)) => (Outcome::Failure, Err(e)),
+            Err(_) => (
+                Outcome::Timeout,
+                Err(StoreError::Timeout { op, after: timeout }),
+            ),
+        };
+        permit.record(outcome);
+        let failed = result.is_err();
+        if inner.unreachable.swap(failed, Ordering::AcqRel) != failed {
+            if failed {
+                tracing::warn!(store = %inner.url, op, "store unavailable");
+            } else {
+                tracing::info!(store = %inner.url, "store reachable again");
+                inner.wake.notify_one();
+            }
+        }
+        result
+    }
+
+    fn buffer(&self) -> MutexGuard<'_, VecDeque<QueuedRequest>> {
+        // A panic elsewhere while holding the lock leaves a valid VecDeque: keep using it.
+        self.inner
+            .buffer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("url", &self.inner.url)
+            .field("kind", &self.inner.kind)
+            .field("degraded", &self.is_degraded())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Retries the database while it is degraded: prepares the tables if that never happened and
+/// writes the memory buffer back. Holds only a weak reference, so it ends with the last `Store`.
+fn spawn_maintenance(store: &Store) {
+    let weak: Weak<Inner> = Arc::downgrade(&store.inner);
+    let wake = Arc::clone(&store.inner.wake);
+    let every = store.inner.options.retry_interval;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(every) => {}
+            }
+            let Some(inner) = weak.upgrade() else { return };
+            let store = Store { inner };
+            if !store.inner.ready.load(Ordering::Acquire) && store.migrate().await.is_err() {
+                continue;
+            }
+            if !store.buffer().is_empty() {
+                if let Err(e) = store.flush().await {
+                    tracing::debug!(error = %e, "queue buffer not written back yet");
+                }
+            } else if store.inner.unreachable.load(Ordering::Acquire) {
+                // Without traffic nothing else would notice that the database is back.
+                let _ = store.ping().await;
+            }
+        }
+    });
+}

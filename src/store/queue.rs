@@ -1,0 +1,269 @@
+//! The durable queue's table: enqueue (with the memory buffer), claim, finish, release, listing.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use uuid::Uuid;
+
+use crate::fallback::{Durability, QueueError, QueueStatus, QueuedRequest};
+
+use super::db::on_db;
+use super::rows::{self, QUEUE_COLUMNS};
+use super::{Store, StoreError};
+
+// `ON CONFLICT DO NOTHING`: writing the buffer back again after a write whose answer was lost
+// (a timeout) must not duplicate the request.
+const INSERT: &str = "INSERT INTO queued_requests \
+     (id, upstream, method, path_and_query, headers, body, enqueued_at, attempts, status, \
+      status_code, reason) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING";
+
+// The oldest pending request of an upstream that nobody holds a live claim on. PostgreSQL locks
+// the chosen row and skips rows other transactions hold, so two replicas never take the same
+// one; in SQLite the single UPDATE is one write transaction and writers are serialised anyway.
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE queued_requests SET claimed_until = $3, claimed_by = $4 WHERE id = (",
+            "SELECT id FROM queued_requests WHERE upstream = $1 AND status = 'pending' ",
+            "AND (claimed_until IS NULL OR claimed_until < $2) ",
+            "ORDER BY enqueued_at, id LIMIT 1",
+            $lock,
+            ") RETURNING id, upstream, method, path_and_query, headers, body, ",
+            "enqueued_at, attempts, status, status_code, reason"
+        )
+    };
+}
+const CLAIM_SQLITE: &str = claim_sql!("");
+const CLAIM_POSTGRES: &str = claim_sql!(" FOR UPDATE SKIP LOCKED");
+
+// `status = 'pending'`: a request already finished (e.g. by a replica whose lease we outlived)
+// keeps its first outcome.
+const FINISH: &str = "UPDATE queued_requests SET status = $2, status_code = $3, reason = $4, \
+     attempts = $5, finished_at = $6, claimed_until = NULL, claimed_by = NULL \
+     WHERE id = $1 AND status = 'pending'";
+
+const RELEASE: &str = "UPDATE queued_requests SET attempts = $2, claimed_until = NULL, \
+     claimed_by = NULL WHERE id = $1 AND status = 'pending'";
+
+const DEPTH: &str = "SELECT upstream, COUNT(*) AS n FROM queued_requests \
+     WHERE status = 'pending' GROUP BY upstream";
+
+impl Store {
+    /// Stores `request`; while the database is unavailable (or older requests still wait in
+    /// memory, so that order is kept) it goes to the memory buffer instead.
+    pub async fn enqueue(&self, request: QueuedRequest) -> Result<Durability, QueueError> {
+        if !self.buffer().is_empty() {
+            return self.buffer_request(request);
+        }
+        match self.insert(&request).await {
+            Ok(()) => Ok(Durability::Stored),
+            Err(e) => {
+                tracing::debug!(id = %request.id, error = %e, "queued request kept in memory");
+                self.buffer_request(request)
+            }
+        }
+    }
+
+    fn buffer_request(&self, request: QueuedRequest) -> Result<Durability, QueueError> {
+        let capacity = self.inner.options.buffer_capacity;
+        {
+            let mut buffer = self.buffer();
+            if buffer.len() >= capacity {
+                return Err(QueueError::Full { capacity });
+            }
+            buffer.push_back(request);
+        }
+        self.inner.wake.notify_one();
+        Ok(Durability::Memory)
+    }
+
+    async fn insert(&self, r: &QueuedRequest) -> Result<(), StoreError> {
+        let (status, code, reason) = rows::status_columns(&r.status);
+        let headers = rows::encode_headers(&r.headers);
+        let query = async {
+            on_db!(&self.inner.db, |pool| sqlx::query(INSERT)
+                .bind(r.id.to_string())
+                .bind(&r.upstream)
+                .bind(&r.method)
+                .bind(&r.path_and_query)
+                .bind(&headers)
+                .bind(r.body.as_ref())
+                .bind(rows::to_ms(r.enqueued_at))
+                .bind(i64::from(r.attempts))
+                .bind(status)
+                .bind(code)
+                .bind(reason.as_deref())
+                .execute(pool)
+                .await
+                .map(|_| ()))
+        };
+        self.call("enqueue", query).await
+    }
+
+    /// Writes the memory buffer to the database, oldest first; stops at the first failure and
+    /// keeps the rest. A request leaves the buffer only once the database has it.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let _one_writer = self.inner.flushing.lock().await;
+        loop {
+            let Some(front) = self.buffer().front().cloned() else {
+                return Ok(());
+            };
+            self.insert(&front).await?;
+            let mut buffer = self.buffer();
+            if buffer.front().is_some_and(|r| r.id == front.id) {
+                buffer.pop_front();
+            }
+        }
+    }
+
+    /// Claims the oldest pending request of `upstream` for this replica (for the claim lease),
+    /// writing the memory buffer back first so that older requests go first.
+    pub async fn claim_next(&self, upstream: &str) -> Result<Option<QueuedRequest>, StoreError> {
+        if !self.buffer().is_empty() {
+            self.flush().await?;
+        }
+        let now = rows::to_ms(SystemTime::now());
+        let lease = i64::try_from(self.inner.options.claim_lease.as_millis()).unwrap_or(i64::MAX);
+        let replica = &self.inner.replica;
+        let row = async {
+            on_db!(&self.inner.db, |pool| {
+                let sql = if self.inner.kind == crate::config::StoreKind::Postgres {
+                    CLAIM_POSTGRES
+                } else {
+                    CLAIM_SQLITE
+                };
+                match sqlx::query(sql)
+                    .bind(upstream)
+                    .bind(now)
+                    .bind(now.saturating_add(lease))
+                    .bind(replica)
+                    .fetch_optional(pool)
+                    .await
+                {
+                    Ok(Some(row)) => Ok(Some(rows::queued(&row))),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+        };
+        self.call("claim_next", row).await?.transpose()
+    }
+
+    /// Records the final outcome of a claimed request and lets go of it.
+    pub async fn finish(
+        &self,
+        id: Uuid,
+        status: &QueueStatus,
+        attempts: u32,
+    ) -> Result<(), StoreError> {
+        let (name, code, reason) = rows::status_columns(status);
+        let now = rows::to_ms(SystemTime::now());
+        let query = async {
+            on_db!(&self.inner.db, |pool| sqlx::query(FINISH)
+                .bind(id.to_string())
+                .bind(name)
+                .bind(code)
+                .bind(reason.as_deref())
+                .bind(i64::from(attempts))
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|_| ()))
+        };
+        self.call("finish", query).await
+    }
+
+    /// Puts a claimed request back to pending after a failed attempt.
+    pub async fn release(&self, id: Uuid, attempts: u32) -> Result<(), StoreError> {
+        let query = async {
+            on_db!(&self.inner.db, |pool| sqlx::query(RELEASE)
+                .bind(id.to_string())
+                .bind(i64::from(attempts))
+                .execute(pool)
+                .await
+                .map(|_| ()))
+        };
+        self.call("release", query).await
+    }
+
+    /// Up to `limit` requests for `GET /admin/queue`: those in memory, then pending ones oldest
+    /// first, then the most recently finished. While the database is unavailable only the memory
+    /// buffer is listed.
+    pub async fn queue_entries(&self, limit: usize) -> Vec<QueuedRequest> {
+        let mut entries: Vec<QueuedRequest> = self.buffer().iter().take(limit).cloned().collect();
+        for pending in [true, false] {
+            let left = limit.saturating_sub(entries.len());
+            if left == 0 {
+                break;
+            }
+            match self.list(pending, left).await {
+                Ok(found) => {
+                    let new: Vec<_> = found
+                        .into_iter()
+                        .filter(|r| !contains(&entries, r))
+                        .collect();
+                    entries.extend(new);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "queue listing limited to the memory buffer");
+                    break;
+                }
+            }
+        }
+        entries
+    }
+
+    async fn list(&self, pending: bool, limit: usize) -> Result<Vec<QueuedRequest>, StoreError> {
+        const PENDING: &str = "WHERE status = 'pending' ORDER BY enqueued_at, id LIMIT $1";
+        const FINISHED: &str = "WHERE status <> 'pending' ORDER BY finished_at DESC, id LIMIT $1";
+        let tail = if pending { PENDING } else { FINISHED };
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {QUEUE_COLUMNS} FROM queued_requests {tail}"
+        ));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let query = async {
+            on_db!(&self.inner.db, |pool| sqlx::query(sql)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+                .map(|found| found
+                    .iter()
+                    .map(rows::queued)
+                    .collect::<Vec<_>>()))
+        };
+        self.call("queue_entries", query)
+            .await?
+            .into_iter()
+            .collect()
+    }
+
+    /// Pending requests per upstream, the memory buffer included. While the database is
+    /// unavailable only the memory buffer is counted.
+    pub async fn queue_depth(&self) -> BTreeMap<String, u64> {
+        let mut depth = BTreeMap::new();
+        for r in self.buffer().iter() {
+            *depth.entry(r.upstream.clone()).or_insert(0) += 1;
+        }
+        let query = async {
+            on_db!(&self.inner.db, |pool| {
+                let rows: Result<Vec<(String, i64)>, _> =
+                    sqlx::query_as(DEPTH).fetch_all(pool).await;
+                rows
+            })
+        };
+        match self.call("queue_depth", query).await {
+            Ok(rows) => {
+                for (upstream, n) in rows {
+                    *depth.entry(upstream).or_insert(0) += u64::try_from(n).unwrap_or(0);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "queue depth limited to the memory buffer"),
+        }
+        depth
+    }
+}
+
+fn contains(entries: &[QueuedRequest], r: &QueuedRequest) -> bool {
+    entries.iter().any(|e| e.id == r.id)
+}

@@ -1,0 +1,80 @@
+//! Store unit tests on in-memory SQLite: breaker guarding and degraded mode.
+
+use super::*;
+use crate::config::load_from_str;
+use crate::fallback::{Durability, QueueStatus};
+
+fn memory_config() -> StoreConfig {
+    let text = "[store]\nurl = \"sqlite::memory:\"\n";
+    load_from_str(text, "t.toml", std::iter::empty::<(String, String)>())
+        .expect("valid")
+        .store
+}
+
+fn request(n: u8) -> QueuedRequest {
+    QueuedRequest {
+        id: uuid::Uuid::now_v7(),
+        upstream: "qbittorrent".into(),
+        method: "POST".into(),
+        path_and_query: format!("/add?n={n}"),
+        headers: vec![("x-n".into(), vec![n])],
+        body: bytes::Bytes::from(vec![n; 3]),
+        enqueued_at: std::time::SystemTime::now(),
+        attempts: 0,
+        status: QueueStatus::Pending,
+    }
+}
+
+#[tokio::test]
+async fn in_memory_sqlite_keeps_one_database_across_calls() {
+    let config = memory_config();
+    let breaker = Arc::new(Breaker::new("database", config.breaker.clone()));
+    let store = Store::connect(&config, breaker).await.expect("open");
+    assert_eq!(store.kind(), StoreKind::Sqlite);
+    let first = request(1);
+    assert_eq!(store.enqueue(first.clone()).await, Ok(Durability::Stored));
+    let claimed = store.claim_next("qbittorrent").await.expect("claim");
+    assert_eq!(
+        claimed.map(|r| (r.id, r.headers, r.body)),
+        Some((first.id, first.headers, first.body))
+    );
+    let stats = store.pool_stats();
+    assert_eq!(stats.active + stats.idle, 1, "{stats:?}");
+}
+
+#[tokio::test]
+async fn an_open_breaker_makes_the_store_unavailable_at_once_until_reset() {
+    let config = memory_config();
+    let breaker = Arc::new(Breaker::new("database", config.breaker.clone()));
+    let store = Store::connect(&config, Arc::clone(&breaker))
+        .await
+        .expect("open");
+    breaker.force_open();
+    let err = store.claim_next("qbittorrent").await.unwrap_err();
+    assert!(err.is_unavailable());
+    assert_eq!(
+        err.to_string(),
+        "the store is unavailable: its `database` breaker is forced_open"
+    );
+    assert!(store.is_degraded());
+    breaker.reset();
+    assert_eq!(store.claim_next("qbittorrent").await.expect("claim"), None);
+    assert!(!store.is_degraded());
+}
+
+#[tokio::test]
+async fn the_store_notices_the_database_is_back_without_traffic() {
+    let config = memory_config();
+    let breaker = Arc::new(Breaker::new("database", config.breaker.clone()));
+    let options = StoreOptions::default().retry_interval(Duration::from_millis(10));
+    let store = Store::connect_with(&config, Arc::clone(&breaker), options).await;
+    let store = store.expect("open");
+    breaker.force_open();
+    assert!(store.ping().await.is_err());
+    breaker.reset();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while store.is_degraded() {
+        assert!(tokio::time::Instant::now() < deadline, "still degraded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

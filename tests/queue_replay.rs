@@ -1,0 +1,132 @@
+//! The request queue's replay on a real SQLite store: order, stopping at the first failure,
+//! final 4xx, and the replayer task woken by the gateway.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use breakerbox::fallback::queue::{RequestQueue, spawn_replayer};
+use breakerbox::fallback::{Delivery, Durability, Enqueue, QueueError, QueueStatus};
+use breakerbox::store::Store;
+use support::store::{Recorder, TempDir, database_breaker, request, store_config, wait_until};
+
+async fn open(url: &str) -> Store {
+    let config = store_config(url);
+    Store::connect(&config, database_breaker(&config))
+        .await
+        .expect("open the SQLite store")
+}
+
+#[tokio::test]
+async fn replay_delivers_in_order_and_stops_at_the_first_failure() {
+    let dir = TempDir::new("replay");
+    let queue = RequestQueue::new(open(&dir.sqlite_url("r.db")).await);
+    let reqs: Vec<_> = (0..5).map(|n| request("qbittorrent", n)).collect();
+    for r in &reqs {
+        assert_eq!(queue.enqueue(r.clone()).await, Ok(Durability::Stored));
+    }
+    let failed = Delivery::Failed {
+        reason: "connection refused".into(),
+    };
+    let deliver = Recorder::scripted(vec![
+        Delivery::Delivered { status: 200 },
+        Delivery::Delivered { status: 404 },
+        failed.clone(),
+    ]);
+    let report = queue
+        .replay("qbittorrent", &*deliver)
+        .await
+        .expect("replay");
+    assert_eq!((report.delivered, report.stopped_by), (2, Some(failed)));
+    let ids = |range: std::ops::Range<usize>| reqs[range].iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(deliver.ids(), ids(0..3));
+
+    // The failed one stays pending with one attempt counted, and goes first next time.
+    let report = queue
+        .replay("qbittorrent", &*deliver)
+        .await
+        .expect("replay");
+    assert_eq!((report.delivered, report.stopped_by), (3, None));
+    let mut expected = ids(0..3);
+    expected.extend(ids(2..5));
+    assert_eq!(
+        deliver.ids(),
+        expected,
+        "nothing delivered twice but the failed attempt"
+    );
+    assert_eq!(deliver.seen()[3].attempts, 1);
+    assert_eq!(
+        queue
+            .replay("qbittorrent", &*deliver)
+            .await
+            .expect("replay")
+            .delivered,
+        0
+    );
+
+    let entries = queue.store().queue_entries(10).await;
+    let status_of = |id| {
+        entries
+            .iter()
+            .find(|e| e.id == id)
+            .map(|e| (e.status.clone(), e.attempts))
+    };
+    assert_eq!(
+        status_of(reqs[1].id),
+        Some((QueueStatus::Delivered { status: 404 }, 1))
+    );
+    assert_eq!(
+        status_of(reqs[2].id),
+        Some((QueueStatus::Delivered { status: 200 }, 2))
+    );
+
+    queue.close();
+    assert_eq!(
+        queue.enqueue(request("qbittorrent", 9)).await,
+        Err(QueueError::ShuttingDown)
+    );
+}
+
+#[tokio::test]
+async fn replayer_runs_when_woken_and_ends_on_shutdown() {
+    let dir = TempDir::new("replayer");
+    let queue = Arc::new(
+        RequestQueue::new(open(&dir.sqlite_url("w.db")).await)
+            .replay_every(Duration::from_secs(3600)),
+    );
+    let deliver = Recorder::scripted(vec![Delivery::Rejected]);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let replayer = spawn_replayer(Arc::clone(&queue), "qbittorrent", deliver.clone(), shutdown);
+    let reqs: Vec<_> = (0..3).map(|n| request("qbittorrent", n)).collect();
+    for r in &reqs {
+        queue.enqueue(r.clone()).await.expect("enqueue");
+    }
+    // The first run may already have happened (on an empty queue); a wake runs it again.
+    replayer.wake();
+    let seen = Arc::clone(&deliver);
+    wait_until(
+        "the rejected first attempt",
+        Duration::from_secs(10),
+        || {
+            let seen = Arc::clone(&seen);
+            async move { !seen.ids().is_empty() }
+        },
+    )
+    .await;
+    replayer.wake(); // the breaker "closed"
+    let seen = Arc::clone(&deliver);
+    wait_until("every request delivered", Duration::from_secs(10), || {
+        let seen = Arc::clone(&seen);
+        async move { seen.ids().len() == 4 }
+    })
+    .await;
+    let mut expected = vec![reqs[0].id];
+    expected.extend(reqs.iter().map(|r| r.id));
+    assert_eq!(deliver.ids(), expected);
+
+    stop.send(true).expect("replayer listening");
+    tokio::time::timeout(Duration::from_secs(10), replayer.join())
+        .await
+        .expect("ended");
+}

@@ -1,0 +1,129 @@
+//! Store fixtures: configuration, queued requests, a recording `Deliver`, bounded waiting.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use breakerbox::Breaker;
+use breakerbox::config::{self, DATABASE_BREAKER, StoreConfig};
+use breakerbox::fallback::{Deliver, Delivery, QueueStatus, QueuedRequest};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use uuid::Uuid;
+
+/// `[store]` for `url`: trips after 1 failure, probes again after 200 ms, 2 s per call.
+pub fn store_config(url: &str) -> StoreConfig {
+    let text = format!(
+        "[store]\nurl = {url:?}\nfailure_threshold = 1\nopen_duration = \"200ms\"\n\
+         call_timeout = \"2s\"\n"
+    );
+    let no_env = std::iter::empty::<(String, String)>();
+    config::load_from_str(&text, "store-test.toml", no_env)
+        .expect("valid store config")
+        .store
+}
+
+/// The `database` breaker for `config`.
+pub fn database_breaker(config: &StoreConfig) -> Arc<Breaker> {
+    Arc::new(Breaker::new(DATABASE_BREAKER, config.breaker.clone()))
+}
+
+/// A pending POST for `upstream`, numbered `n` in its path.
+pub fn request(upstream: &str, n: usize) -> QueuedRequest {
+    QueuedRequest {
+        id: Uuid::now_v7(),
+        upstream: upstream.to_owned(),
+        method: "POST".to_owned(),
+        path_and_query: format!("/api/v2/torrents/add?n={n}"),
+        headers: vec![
+            ("content-type".to_owned(), b"application/json".to_vec()),
+            ("x-binary".to_owned(), vec![0, 159, 255]),
+        ],
+        body: Bytes::from(format!("{{\"n\":{n}}}")),
+        enqueued_at: SystemTime::now(),
+        attempts: 0,
+        status: QueueStatus::Pending,
+    }
+}
+
+/// A `Deliver` that records every request it is handed and answers from a script (then 200).
+#[derive(Debug, Default)]
+pub struct Recorder {
+    seen: Mutex<Vec<QueuedRequest>>,
+    script: Mutex<Vec<Delivery>>,
+}
+
+impl Recorder {
+    /// Answers the next attempts with `script`, in order, then `Delivered { 200 }`.
+    pub fn scripted(script: Vec<Delivery>) -> Arc<Recorder> {
+        let mut script = script;
+        script.reverse();
+        Arc::new(Recorder {
+            seen: Mutex::new(Vec::new()),
+            script: Mutex::new(script),
+        })
+    }
+
+    /// Ids of every request handed over, in order.
+    pub fn ids(&self) -> Vec<Uuid> {
+        self.seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|r| r.id)
+            .collect()
+    }
+
+    /// Every request handed over, in order.
+    pub fn seen(&self) -> Vec<QueuedRequest> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
+impl Deliver for Recorder {
+    fn deliver<'a>(&'a self, request: &'a QueuedRequest) -> BoxFuture<'a, Delivery> {
+        self.seen.lock().expect("lock").push(request.clone());
+        let answer = self.script.lock().expect("lock").pop();
+        Box::pin(async move { answer.unwrap_or(Delivery::Delivered { status: 200 }) })
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds; panics with `what` after `limit`.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A temporary folder removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// A fresh, empty folder under the system's temporary folder.
+    pub fn new(label: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("bb-{label}-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("create a temporary folder");
+        TempDir(dir)
+    }
+
+    /// `sqlite://` URL of `file` in this folder.
+    pub fn sqlite_url(&self, file: &str) -> String {
+        format!("sqlite://{}", self.0.join(file).display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
