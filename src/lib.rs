@@ -46,13 +46,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+pub mod api;
 pub mod breaker;
 mod coarse_clock;
 pub mod config;
 pub mod fallback;
+pub mod gateway;
 pub mod layer;
 pub mod pipeline;
 pub mod store;
+pub mod telemetry;
 pub mod upstream;
 
 pub use breaker::{

@@ -1,0 +1,195 @@
+//! `/admin`: breaker snapshots and operator actions, the request queue, and the event stream.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::{Stream, StreamExt};
+use serde_json::{Map, Value, json};
+use tokio_stream::wrappers::{BroadcastStream, IntervalStream};
+
+use super::auth::authorize;
+use super::error::ApiError;
+use super::json::{queued, snapshot, timestamp};
+use crate::breaker::{Breaker, Transition};
+use crate::config::Role;
+use crate::gateway::Gateway;
+
+type Answer = Result<Json<Value>, ApiError>;
+
+fn allow(gateway: &Gateway, headers: &HeaderMap, needed: Role) -> Result<(), ApiError> {
+    authorize(headers, &gateway.runtime().config.admin.tokens, needed).map(|_| ())
+}
+
+fn breaker(gateway: &Gateway, name: &str) -> Result<Arc<Breaker>, ApiError> {
+    gateway
+        .breaker_named(name)
+        .ok_or_else(|| ApiError::unknown_breaker(name))
+}
+
+fn all_snapshots(gateway: &Gateway) -> Value {
+    let data: Map<String, Value> = gateway
+        .snapshots()
+        .iter()
+        .map(|(name, s)| (name.clone(), snapshot(s)))
+        .collect();
+    let count = data.len();
+    json!({
+        "success": true,
+        "data": data,
+        "meta": { "timestamp": timestamp(SystemTime::now()), "count": count },
+    })
+}
+
+fn one(breaker: &Breaker, message: Option<&str>) -> Value {
+    let mut body = json!({
+        "success": true,
+        "data": snapshot(&breaker.snapshot()),
+        "meta": { "timestamp": timestamp(SystemTime::now()), "name": breaker.name().as_ref() },
+    });
+    if let Some(message) = message {
+        body["message"] = json!(message);
+    }
+    body
+}
+
+/// `GET /admin/breakers`
+pub(super) async fn list(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Answer {
+    allow(&gateway, &headers, Role::Viewer)?;
+    Ok(Json(all_snapshots(&gateway)))
+}
+
+/// `GET /admin/breakers/{name}`
+pub(super) async fn show(
+    State(gateway): State<Arc<Gateway>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Answer {
+    allow(&gateway, &headers, Role::Viewer)?;
+    Ok(Json(one(&*breaker(&gateway, &name)?, None)))
+}
+
+/// `POST /admin/breakers/{name}/{action}`: `reset`, `force-open` or `disable`.
+pub(super) async fn act(
+    State(gateway): State<Arc<Gateway>>,
+    Path((name, action)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    allow(&gateway, &headers, Role::Admin)?;
+    let breaker = breaker(&gateway, &name)?;
+    let message = match action.as_str() {
+        "reset" => {
+            breaker.reset();
+            "circuit breaker reset: closed, counters cleared"
+        }
+        "force-open" => {
+            breaker.force_open();
+            "circuit breaker forced open until reset"
+        }
+        "disable" => {
+            breaker.disable();
+            "circuit breaker disabled until reset: every call passes"
+        }
+        other => {
+            return Err(ApiError::not_found(format!(
+                "unknown action `{other}` (reset, force-open, disable)"
+            )));
+        }
+    };
+    tracing::info!(breaker = %name, action, "operator action");
+    Ok(Json(one(&breaker, Some(message))))
+}
+
+/// `POST /admin/breakers/reset-all`
+pub(super) async fn reset_all(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Answer {
+    allow(&gateway, &headers, Role::Admin)?;
+    for breaker in gateway.breakers() {
+        breaker.reset();
+    }
+    tracing::info!(action = "reset-all", "operator action");
+    let mut body = all_snapshots(&gateway);
+    body["message"] = json!("every circuit breaker reset");
+    Ok(Json(body))
+}
+
+/// `POST /api/test/circuit-breaker/{name}`: trips the breaker (only with `[chaos] enabled`).
+pub(super) async fn chaos_trip(
+    State(gateway): State<Arc<Gateway>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Answer {
+    if !gateway.runtime().config.chaos.enabled {
+        return Err(ApiError::not_found(
+            "the chaos route is off ([chaos] enabled = false)",
+        ));
+    }
+    allow(&gateway, &headers, Role::Admin)?;
+    let breaker = breaker(&gateway, &name)?;
+    breaker.trip();
+    tracing::warn!(breaker = %name, "circuit breaker tripped through the chaos route");
+    Ok(Json(one(&breaker, Some("circuit breaker tripped"))))
+}
+
+/// `GET /admin/queue`
+pub(super) async fn queue(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Answer {
+    allow(&gateway, &headers, Role::Viewer)?;
+    let entries = gateway.store().queue_entries(500).await;
+    let depth = gateway.store().queue_depth().await;
+    let mut by_upstream = Map::new();
+    for entry in &entries {
+        if let Some(list) = by_upstream
+            .entry(entry.upstream.clone())
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+        {
+            list.push(queued(entry));
+        }
+    }
+    Ok(Json(json!({
+        "success": true,
+        "data": by_upstream,
+        "meta": {
+            "timestamp": timestamp(SystemTime::now()),
+            "pending": depth,
+            "store_degraded": gateway.store().is_degraded(),
+        },
+    })))
+}
+
+/// `GET /admin/events`: one `transition` event per state change and a `snapshot` of every
+/// breaker each second, as server-sent events.
+pub(super) async fn events(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    allow(&gateway, &headers, Role::Viewer)?;
+    let transitions = BroadcastStream::new(gateway.telemetry().subscribe())
+        .filter_map(|t| async move { t.ok().map(|t| transition_event(&t)) });
+    let ticker = tokio::time::interval(Duration::from_secs(1));
+    let snapshots = IntervalStream::new(ticker).map(move |_| {
+        Event::default()
+            .event("snapshot")
+            .data(all_snapshots(&gateway)["data"].to_string())
+    });
+    let stream = futures_util::stream::select(transitions, snapshots).map(Ok);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn transition_event(t: &Transition) -> Event {
+    Event::default().event("transition").data(
+        json!({
+            "breaker": t.breaker.as_ref(),
+            "from": t.from.as_str(),
+            "to": t.to.as_str(),
+            "reason": t.reason.as_str(),
+            "detail": t.reason.to_string(),
+            "generation": t.generation,
+            "at": timestamp(t.wall),
+        })
+        .to_string(),
+    )
+}

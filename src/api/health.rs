@@ -1,0 +1,83 @@
+//! `/health` (liveness: 200 while the process serves, whatever its breakers say) and
+//! `/health/detailed` (every dependency, its breaker and the process figures).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Map, Value, json};
+
+use super::json::timestamp;
+use crate::breaker::State as BreakerState;
+use crate::gateway::Gateway;
+use crate::upstream::HealthStatus;
+
+/// `GET /health`
+pub(super) async fn live() -> Json<Value> {
+    Json(json!({ "status": "healthy", "timestamp": timestamp(SystemTime::now()) }))
+}
+
+/// `GET /health/detailed`
+pub(super) async fn detailed(State(gateway): State<Arc<Gateway>>) -> Json<Value> {
+    Json(gateway.detailed_health(|| build(&gateway)))
+}
+
+fn service_status(breaker: BreakerState, probe: HealthStatus) -> &'static str {
+    match (breaker, probe) {
+        (BreakerState::Closed | BreakerState::Disabled, HealthStatus::Healthy) => "healthy",
+        (BreakerState::Closed | BreakerState::Disabled, HealthStatus::Unknown) => "healthy",
+        (BreakerState::Closed | BreakerState::Disabled, HealthStatus::Unhealthy) => "unhealthy",
+        (BreakerState::HalfOpen, _) => "recovering",
+        (BreakerState::Open | BreakerState::ForcedOpen, _) => "unhealthy",
+    }
+}
+
+fn build(gateway: &Gateway) -> Value {
+    let mut services = Map::new();
+    let mut degraded = false;
+    for (name, upstream) in &gateway.runtime().upstreams {
+        let snapshot = upstream.breaker().snapshot();
+        let health = upstream.health();
+        let status = service_status(snapshot.state, health.status);
+        degraded |= status != "healthy";
+        services.insert(
+            name.clone(),
+            json!({
+                "status": status,
+                "circuit_breaker": snapshot.state.as_str(),
+                "last_check": health.last_check.map(timestamp),
+                "failure_count": snapshot.consecutive_failures,
+                "response_time_ms": health.response_time_ms,
+            }),
+        );
+    }
+    let store = gateway.store();
+    let snapshot = gateway.database_breaker().snapshot();
+    let pool = store.pool_stats();
+    let store_status = if store.is_degraded() {
+        "unhealthy"
+    } else {
+        service_status(snapshot.state, HealthStatus::Healthy)
+    };
+    degraded |= store_status != "healthy";
+    services.insert(
+        "database".into(),
+        json!({
+            "status": store_status,
+            "circuit_breaker": snapshot.state.as_str(),
+            "last_check": snapshot.last_success_time.max(snapshot.last_failure_time).map(timestamp),
+            "failure_count": snapshot.consecutive_failures,
+            "response_time_ms": Value::Null,
+            "kind": format!("{:?}", store.kind()).to_lowercase(),
+            "connection_pool_active": pool.active,
+            "connection_pool_idle": pool.idle,
+        }),
+    );
+    json!({
+        "status": if degraded { "degraded" } else { "healthy" },
+        "timestamp": timestamp(SystemTime::now()),
+        "services": services,
+        "system": gateway.system(),
+    })
+}
