@@ -555,3 +555,63 @@ async fn event_stream_carries_transitions() {
     drop(stream);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn reload_applies_a_valid_file_and_keeps_the_last_good_one() {
+    let echo = TestUpstream::start().await;
+    let queued = TestUpstream::start().await;
+    let dir = TempDir::new();
+    let path = dir.0.join("breakerbox.toml");
+    let text = settings(&dir, echo.addr, queued.addr, false);
+    std::fs::write(&path, &text).expect("write config");
+    let config = config::load(&path).expect("valid");
+    let gateway = Gateway::start(config, Some(path.clone()))
+        .await
+        .expect("starts");
+    let tasks = gateway.spawn_tasks();
+    let kept = gateway.upstream_named("qbittorrent").expect("configured");
+    let threshold = |gateway: &Gateway| {
+        gateway.runtime().upstreams["echo"]
+            .config()
+            .breaker
+            .failure_threshold()
+    };
+    assert_eq!(threshold(&gateway), 2);
+
+    // The file watcher picks up a valid change: echo gets a new breaker, qbittorrent keeps its.
+    let changed = text.replace(
+        "[upstreams.echo]\n",
+        "[upstreams.echo]\nfailure_threshold = 7\n",
+    );
+    std::fs::write(&path, &changed).expect("rewrite");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            threshold(&gateway) == 7
+        })
+        .await,
+        "valid change applied"
+    );
+    assert!(Arc::ptr_eq(
+        &kept,
+        &gateway.upstream_named("qbittorrent").expect("kept")
+    ));
+
+    // A broken file is refused and the running configuration stays.
+    std::fs::write(
+        &path,
+        changed.replace("failure_threshold = 7", "failure_threshold = 0"),
+    )
+    .expect("rewrite");
+    let refused = gateway.reload();
+    let message = refused.expect_err("refused").to_string();
+    assert!(
+        message.contains("upstreams.echo.failure_threshold"),
+        "{message}"
+    );
+    assert_eq!(threshold(&gateway), 7);
+
+    gateway.shutdown().await;
+    for task in tasks {
+        task.await.expect("task ends");
+    }
+}

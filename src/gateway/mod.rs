@@ -49,6 +49,8 @@ pub struct Gateway {
     this: Weak<Gateway>,
     runtime: ArcSwap<Runtime>,
     config_path: Option<PathBuf>,
+    /// The file's modification time when the configuration was read, for the watcher.
+    config_read_at: Option<std::time::SystemTime>,
     clock: Arc<dyn Clock>,
     telemetry: Telemetry,
     pipeline: Pipeline,
@@ -109,6 +111,7 @@ impl Gateway {
                 config: Arc::new(config.clone()),
                 upstreams: BTreeMap::new(),
             }),
+            config_read_at: config_path.as_deref().and_then(reload::modified),
             config_path,
             clock,
             telemetry,
@@ -319,6 +322,7 @@ impl Gateway {
         if self.config_path.is_some() {
             tasks.push(tokio::spawn(reload::watch(
                 Arc::clone(self),
+                self.config_read_at,
                 self.shutdown.subscribe(),
             )));
         }

@@ -62,15 +62,20 @@ impl Gateway {
     }
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
+pub(super) fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-pub(super) async fn watch(gateway: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
+/// Watches the file from `seen`, its modification time when the configuration in force was
+/// read, so a change made before the watcher first looks is not missed.
+pub(super) async fn watch(
+    gateway: Arc<Gateway>,
+    mut seen: Option<SystemTime>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let Some(path) = gateway.config_path().cloned() else {
         return;
     };
-    let mut seen = modified(&path);
     let mut hangup = hangup_signal();
     let mut poll = tokio::time::interval(POLL);
     loop {
