@@ -1,1 +1,144 @@
-fn main() {}
+//! The `breakerbox` command: thin on purpose. It parses the command line, loads the
+//! configuration and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use breakerbox::config::{self, Config};
+use breakerbox::{demo, gateway, status};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// The example configuration, built in so `breakerbox demo` runs from anywhere.
+const EXAMPLE_CONFIG: &str = include_str!("../examples/breakerbox.toml");
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "breakerbox",
+    version,
+    about = "A resilience gateway: a circuit breaker per dependency, with fallbacks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The configuration file.
+        #[arg(long, short, env = "BREAKERBOX_CONFIG")]
+        config: PathBuf,
+    },
+    /// Print the effective configuration (after environment overrides), or the first error.
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+    },
+    /// Run the gateway on the example configuration with built-in misbehaving upstreams.
+    Demo,
+    /// Print every breaker's state and figures from a running gateway.
+    Status {
+        /// The gateway's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "BREAKERBOX_URL")]
+        url: String,
+        /// A viewer or admin token.
+        #[arg(long, env = "BREAKERBOX_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_env("BREAKERBOX_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let json = std::env::var("BREAKERBOX_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Serve { config } => {
+            init_logging();
+            let loaded = match config::load(&config) {
+                Ok(loaded) => loaded,
+                Err(error) => return fail(&error),
+            };
+            runtime(async move { gateway::run(loaded, Some(config)).await })
+        }
+        Command::Demo => {
+            init_logging();
+            let loaded = match config::load_from_str(
+                EXAMPLE_CONFIG,
+                "examples/breakerbox.toml",
+                std::env::vars(),
+            ) {
+                Ok(loaded) => loaded,
+                Err(error) => return fail(&error),
+            };
+            runtime(demo_run(loaded))
+        }
+        Command::Status { url, token } => runtime(async move {
+            let rows = status::fetch(&url, token.as_deref()).await?;
+            print!("{}", status::render(&rows));
+            Ok::<(), status::StatusError>(())
+        }),
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match config::load(file) {
+        Ok(loaded) => {
+            println!(
+                "# {}: valid; the effective configuration follows",
+                file.display()
+            );
+            print!("{}", loaded.to_toml());
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
+    }
+}
+
+async fn demo_run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let upstreams = demo::start(&config).await?;
+    println!("{}", demo::banner(&config));
+    let base = format!("http://{}", config.server.listen);
+    let gateway = gateway::Gateway::start(config.clone(), None).await?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
+    let stop = gateway.shutdown_signal();
+    let targets = demo::targets(&config);
+    let driver = tokio::spawn(async move { demo::drive(&base, targets, stop).await });
+    gateway::serve(gateway, listener, gateway::termination()).await?;
+    let _ = driver.await;
+    upstreams.shutdown().await;
+    Ok(())
+}
+
+fn runtime<E: std::fmt::Display>(work: impl Future<Output = Result<(), E>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&error),
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("breakerbox: {error}");
+    ExitCode::FAILURE
+}
