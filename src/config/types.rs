@@ -5,6 +5,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use subtle::ConstantTimeEq;
+
 use crate::breaker::BreakerConfig;
 
 use super::url::{StoreUrl, UpstreamUrl};
@@ -146,14 +148,11 @@ impl Secret {
         &self.0
     }
 
-    /// Whether `candidate` equals the secret; the time taken depends only on the lengths.
+    /// Whether `candidate` equals the secret, compared in constant time (`subtle`); only the
+    /// lengths can be told apart by timing.
     pub fn matches(&self, candidate: &[u8]) -> bool {
         let secret = self.0.as_bytes();
-        let mut diff = u8::from(secret.len() != candidate.len());
-        for (i, byte) in candidate.iter().enumerate() {
-            diff |= byte ^ secret.get(i % secret.len().max(1)).copied().unwrap_or(0);
-        }
-        diff == 0 && !secret.is_empty()
+        !secret.is_empty() && bool::from(secret.ct_eq(candidate))
     }
 }
 
