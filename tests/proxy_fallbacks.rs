@@ -7,56 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
-use axum::http::{Request, Response};
+use axum::http::Request;
 use breakerbox::breaker::State;
 use breakerbox::fallback::cache::{CacheLimits, ResponseCache};
 use breakerbox::fallback::{CachedResponse, Durability, Enqueue, QueueError, QueuedRequest};
-use breakerbox::pipeline::{Decision, FallbackKind, Pipeline, ProxyOutcome};
-use breakerbox::upstream::Upstream;
+use breakerbox::pipeline::{Decision, FallbackKind, Pipeline};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use proxy_support::{TestUpstream, refused_url, upstream};
-use serde_json::Value;
-
-fn pipeline() -> Pipeline {
-    Pipeline::new(ResponseCache::new(CacheLimits::default()), None)
-}
-
-fn get(uri: &str) -> Request<Body> {
-    Request::builder()
-        .uri(uri)
-        .body(Body::empty())
-        .expect("request")
-}
-
-async fn send(
-    pipeline: &Pipeline,
-    upstream: &Upstream,
-    request: Request<Body>,
-    tail: &str,
-) -> (u16, axum::http::HeaderMap, Bytes, ProxyOutcome) {
-    let (response, outcome): (Response<Body>, _) =
-        pipeline.proxy_with_outcome(upstream, request, tail).await;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    (status, headers, body, outcome)
-}
-
-fn json(body: &Bytes) -> Value {
-    serde_json::from_slice(body).expect("JSON body")
-}
-
-/// Asserts the body is exactly `{"error": code, "message": …}`.
-fn assert_error(body: &Bytes, code: &str) {
-    let value = json(body);
-    let object = value.as_object().expect("an object");
-    assert_eq!(object.len(), 2, "{value}");
-    assert_eq!(object["error"], code, "{value}");
-    assert!(object["message"].is_string());
-}
+use proxy_support::{TestUpstream, assert_error, get, json, pipeline, refused_url, send, upstream};
 
 #[tokio::test]
 async fn cache_fallback_serves_the_stored_answer_with_its_age() {

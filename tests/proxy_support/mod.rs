@@ -14,7 +14,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Request, Response, StatusCode};
 use breakerbox::breaker::{Breaker, ManualClock, NoJitter};
 use breakerbox::config::{self, UpstreamConfig};
+use breakerbox::fallback::cache::{CacheLimits, ResponseCache};
+use breakerbox::pipeline::{Pipeline, ProxyOutcome};
 use breakerbox::upstream::Upstream;
+use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
@@ -223,4 +226,46 @@ pub const NEVER_TRIPS: &str = "failure_threshold = 100000\nminimum_calls = 10000
 
 pub fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).expect("status")
+}
+
+// Driving a pipeline directly (tests/pipeline.rs, tests/proxy_fallbacks.rs).
+
+pub fn pipeline() -> Pipeline {
+    Pipeline::new(ResponseCache::new(CacheLimits::default()), None)
+}
+
+pub fn get(uri: &str) -> Request<Body> {
+    Request::builder()
+        .uri(uri)
+        .body(Body::empty())
+        .expect("request")
+}
+
+pub async fn send(
+    pipeline: &Pipeline,
+    upstream: &Upstream,
+    request: Request<Body>,
+    tail: &str,
+) -> (u16, axum::http::HeaderMap, Bytes, ProxyOutcome) {
+    let (response, outcome): (Response<Body>, _) =
+        pipeline.proxy_with_outcome(upstream, request, tail).await;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (status, headers, body, outcome)
+}
+
+pub fn json(body: &Bytes) -> Value {
+    serde_json::from_slice(body).expect("JSON body")
+}
+
+/// Asserts the body is exactly `{"error": code, "message": …}`.
+pub fn assert_error(body: &Bytes, code: &str) {
+    let value = json(body);
+    let object = value.as_object().expect("an object");
+    assert_eq!(object.len(), 2, "{value}");
+    assert_eq!(object["error"], code, "{value}");
+    assert!(object["message"].is_string());
 }
