@@ -52,96 +52,73 @@ trait Subject: Sync + Sized {
     fn rejected(&self);
 }
 
-/// breakerbox as the gateway runs it: on a [`CoarseClock`] (a cached reading refreshed every
-/// millisecond by a thread), so a call reads one atomic instead of the system clock.
-struct Breakerbox(Breaker);
-
-/// breakerbox on its library default, [`SystemClock`] (`std::time::Instant`, ~25 ns a read).
-struct BreakerboxSystemClock(Breaker);
-
-fn coarse_clock() -> Arc<dyn Clock> {
-    Arc::new(CoarseClock::new(Duration::from_millis(1)).expect("clock thread starts"))
+/// Which clock a breakerbox subject reads.
+trait ClockChoice: Sync {
+    /// The function name in every group.
+    const NAME: &'static str;
+    fn clock() -> Arc<dyn Clock>;
 }
 
-fn system_clock() -> Arc<dyn Clock> {
-    Arc::new(SystemClock::new())
-}
+/// As the gateway runs it: a [`CoarseClock`] (a cached reading refreshed every millisecond by a
+/// thread), so a call reads one atomic instead of the system clock.
+struct Coarse;
 
-fn closed_breaker(clock: Arc<dyn Clock>) -> Breaker {
-    Breaker::builder("bench", BreakerConfig::default())
-        .clock(clock)
-        .build()
-}
-
-fn open_breaker(clock: Arc<dyn Clock>) -> Breaker {
-    let config = BreakerConfig::builder()
-        .open_duration(OPEN_FOR)
-        .build()
-        .expect("valid config");
-    let breaker = Breaker::builder("bench", config).clock(clock).build();
-    for _ in 0..MAX_TRIP_CALLS {
-        if breaker.state() == State::Open {
-            return breaker;
-        }
-        breaker.try_acquire().expect("closed").failure();
-    }
-    panic!("breakerbox did not trip");
-}
-
-#[inline]
-fn breakerbox_permitted(breaker: &Breaker) {
-    breaker
-        .try_acquire()
-        .expect("closed breaker admits")
-        .success();
-}
-
-#[inline]
-fn breakerbox_rejected(breaker: &Breaker) {
-    assert!(breaker.try_acquire().is_err(), "open breaker rejects");
-}
-
-impl Subject for Breakerbox {
+impl ClockChoice for Coarse {
     const NAME: &'static str = "breakerbox";
-
-    fn closed() -> Self {
-        Self(closed_breaker(coarse_clock()))
-    }
-
-    fn open() -> Self {
-        Self(open_breaker(coarse_clock()))
-    }
-
-    #[inline]
-    fn permitted(&self) {
-        breakerbox_permitted(&self.0);
-    }
-
-    #[inline]
-    fn rejected(&self) {
-        breakerbox_rejected(&self.0);
+    fn clock() -> Arc<dyn Clock> {
+        Arc::new(CoarseClock::new(Duration::from_millis(1)).expect("clock thread starts"))
     }
 }
 
-impl Subject for BreakerboxSystemClock {
+/// The library default, [`SystemClock`] (`std::time::Instant`, ~25 ns a read).
+struct System;
+
+impl ClockChoice for System {
     const NAME: &'static str = "breakerbox_system_clock";
+    fn clock() -> Arc<dyn Clock> {
+        Arc::new(SystemClock::new())
+    }
+}
+
+/// breakerbox on the clock `C`.
+struct Breakerbox<C>(Breaker, std::marker::PhantomData<C>);
+
+impl<C: ClockChoice> Subject for Breakerbox<C> {
+    const NAME: &'static str = C::NAME;
 
     fn closed() -> Self {
-        Self(closed_breaker(system_clock()))
+        let breaker = Breaker::builder("bench", BreakerConfig::default())
+            .clock(C::clock())
+            .build();
+        Self(breaker, std::marker::PhantomData)
     }
 
     fn open() -> Self {
-        Self(open_breaker(system_clock()))
+        let config = BreakerConfig::builder()
+            .open_duration(OPEN_FOR)
+            .build()
+            .expect("valid config");
+        let breaker = Breaker::builder("bench", config).clock(C::clock()).build();
+        for _ in 0..MAX_TRIP_CALLS {
+            if breaker.state() == State::Open {
+                return Self(breaker, std::marker::PhantomData);
+            }
+            breaker.try_acquire().expect("closed").failure();
+        }
+        panic!("breakerbox did not trip");
     }
 
     #[inline]
     fn permitted(&self) {
-        breakerbox_permitted(&self.0);
+        self.0
+            .try_acquire()
+            .expect("closed breaker admits")
+            .success();
     }
 
     #[inline]
     fn rejected(&self) {
-        breakerbox_rejected(&self.0);
+        assert!(self.0.try_acquire().is_err(), "open breaker rejects");
     }
 }
 
@@ -304,8 +281,8 @@ fn bench_path(c: &mut Criterion, path: Path) {
     };
     for (threads, threads_name) in [(Threads::Single, "single"), (Threads::Two, "two_threads")] {
         let mut group = c.benchmark_group(format!("{path_name}/{threads_name}"));
-        run::<Breakerbox>(&mut group, path, threads);
-        run::<BreakerboxSystemClock>(&mut group, path, threads);
+        run::<Breakerbox<Coarse>>(&mut group, path, threads);
+        run::<Breakerbox<System>>(&mut group, path, threads);
         run::<Failsafe>(&mut group, path, threads);
         run::<Recloser>(&mut group, path, threads);
         group.finish();
