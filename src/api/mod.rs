@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -21,6 +21,8 @@ pub use error::ApiError;
 pub use json::{snapshot as snapshot_json, timestamp};
 
 use crate::gateway::Gateway;
+use crate::pipeline::ProxyOutcome;
+use crate::telemetry;
 
 /// Every route of the gateway, ready to serve (with `ConnectInfo<SocketAddr>` for
 /// `X-Forwarded-For`: use `into_make_service_with_connect_info`).
@@ -29,6 +31,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/health", get(health::live))
         .route("/health/detailed", get(health::detailed))
+        .route("/metrics", get(metrics))
         .route("/admin/breakers", get(admin::list))
         .route("/admin/breakers/reset-all", post(admin::reset_all))
         .route("/admin/breakers/{name}", get(admin::show))
@@ -52,7 +55,14 @@ async fn not_found(request: Request) -> ApiError {
     ))
 }
 
-/// Refuses oversized headers (431) and counts requests in flight.
+/// `GET /metrics`: the Prometheus exposition, classic text format.
+async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
+    let body = gateway.telemetry().render(&gateway).await;
+    ([(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)], body).into_response()
+}
+
+/// Refuses oversized headers (431), counts requests in flight, and hands every proxied
+/// response's outcome to telemetry.
 async fn guard(State(gateway): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
     let limit = gateway.runtime().config.server.max_header_bytes;
     let size: usize = request
@@ -70,5 +80,9 @@ async fn guard(State(gateway): State<Arc<Gateway>>, request: Request, next: Next
         .into_response();
     }
     let _in_flight = gateway.track_request();
-    next.run(request).await
+    let response = next.run(request).await;
+    if let Some(outcome) = response.extensions().get::<ProxyOutcome>() {
+        gateway.telemetry().record_proxy(outcome);
+    }
+    response
 }

@@ -162,6 +162,7 @@ impl Gateway {
         }
         drop(probes);
         self.runtime.store(Arc::new(runtime));
+        self.telemetry.track(&self.breakers());
         self.start_replayers();
         Ok(())
     }
@@ -309,12 +310,16 @@ impl Gateway {
 
     /// Starts the tasks that keep the gateway current: the deadline timer (open breakers turn
     /// half-open on time with no traffic), the transition follower (history in the store, queue
-    /// replay when a breaker closes) and the configuration watcher. They end at
-    /// [`shutdown`](Self::shutdown).
+    /// replay when a breaker closes), the refresh of the metric gauges and the configuration
+    /// watcher. They end at [`shutdown`](Self::shutdown).
     pub fn spawn_tasks(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = vec![
             tokio::spawn(timer::run(Arc::clone(self), self.shutdown.subscribe())),
             tokio::spawn(follow_transitions(
+                Arc::clone(self),
+                self.shutdown.subscribe(),
+            )),
+            tokio::spawn(crate::telemetry::refresh_periodically(
                 Arc::clone(self),
                 self.shutdown.subscribe(),
             )),

@@ -49,7 +49,9 @@ impl Gateway {
 
     /// Reloads and logs the result (the file watcher and SIGHUP use this).
     pub fn reload_and_log(&self, cause: &str) -> bool {
-        match self.reload() {
+        let result = self.reload();
+        self.telemetry.config_reloaded(result.is_ok());
+        match result {
             Ok(()) => {
                 tracing::info!(cause, "configuration reloaded");
                 true

@@ -1,14 +1,24 @@
-//! The one place where breaker events become logs (and, later, metrics and spans): every
-//! breaker of the gateway is built with [`Telemetry::listener`].
+//! The one place where breaker events and call outcomes become logs and Prometheus metrics
+//! (DESIGN.md, "Metrics"): every breaker of the gateway is built with [`Telemetry::listener`],
+//! every proxied response's [`ProxyOutcome`] goes through [`Telemetry::record_proxy`].
+
+pub mod names;
+mod recorder;
+mod refresh;
+mod series;
+mod tracked;
 
 use std::sync::Arc;
 
 use tokio::sync::{Notify, broadcast};
 
-use crate::breaker::{Listener, State, Transition};
+use crate::breaker::{Breaker, Listener, State, Transition};
+use crate::pipeline::ProxyOutcome;
 
-/// Fans breaker transitions out to logs and to in-process subscribers (the admin event stream,
-/// the deadline timer, queue replay).
+pub use refresh::{CONTENT_TYPE, REFRESH_EVERY, refresh_periodically};
+
+/// Fans breaker transitions out to logs, metrics and in-process subscribers (the admin event
+/// stream, the deadline timer, queue replay), and turns call outcomes into metrics.
 #[derive(Debug, Clone)]
 pub struct Telemetry {
     inner: Arc<Inner>,
@@ -18,18 +28,40 @@ pub struct Telemetry {
 struct Inner {
     transitions: broadcast::Sender<Transition>,
     changed: Notify,
+    metrics: tracked::Metrics,
 }
 
 impl Telemetry {
-    /// A hub keeping the last `capacity` transitions for slow subscribers.
+    /// A hub keeping the last `capacity` transitions for slow subscribers. Installs the
+    /// process-wide Prometheus recorder if no hub has yet.
     pub fn new(capacity: usize) -> Self {
+        // Before any series is registered: handles taken without a recorder record nothing.
+        recorder::handle();
         let (transitions, _) = broadcast::channel(capacity.max(1));
         Self {
             inner: Arc::new(Inner {
                 transitions,
                 changed: Notify::new(),
+                metrics: tracked::Metrics::default(),
             }),
         }
+    }
+
+    /// Tracks exactly `breakers` (the configuration's) from now on: their series exist, at 0,
+    /// before their first event. Call at start and after every reload; idempotent.
+    pub fn track(&self, breakers: &[Arc<Breaker>]) {
+        self.inner.metrics.track(breakers);
+    }
+
+    /// Records a proxied request: each attempt's outcome, latency and slowness, a rejection, the
+    /// fallback that answered, retries. An upstream that is not tracked records nothing.
+    pub fn record_proxy(&self, outcome: &ProxyOutcome) {
+        self.inner.metrics.proxied(outcome);
+    }
+
+    /// Counts a configuration reload, successful or refused.
+    pub fn config_reloaded(&self, success: bool) {
+        recorder::config_reloaded(success);
     }
 
     /// The listener to attach to every breaker.
@@ -61,6 +93,7 @@ impl Listener for Telemetry {
                 "circuit breaker {}: {} -> {} ({})", t.breaker, t.from, t.to, t.reason
             ),
         }
+        self.inner.metrics.transition(t);
         // No subscriber is fine: the send only fails when nobody listens.
         let _ = self.inner.transitions.send(t.clone());
         self.inner.changed.notify_waiters();

@@ -32,9 +32,10 @@ pub struct Seen {
 }
 
 /// A loopback HTTP upstream. Routes (by first segment): `status/{code}`,
-/// `retry-after/{code}/{value}`, `slow` (5 s), `fail` (500), `flaky` (500 for the first
-/// `fail_first` requests), `switch` (500 while `broken`), `health` (500 unless `healthy`),
-/// `hop` (answers with hop-by-hop headers), anything else echoes the request as JSON.
+/// `retry-after/{code}/{value}`, `slow` (5 s), `delay/{ms}` (200 after `ms`), `fail` (500),
+/// `flaky` (500 for the first `fail_first` requests), `switch` (500 while `broken`), `health`
+/// (500 unless `healthy`), `hop` (answers with hop-by-hop headers), anything else echoes the
+/// request as JSON.
 #[derive(Clone)]
 pub struct TestUpstream {
     pub addr: SocketAddr,
@@ -113,6 +114,10 @@ async fn handle(State(up): State<TestUpstream>, request: Request<Body>) -> Respo
         ["slow", ..] => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             reply(200, "slow")
+        }
+        ["delay", ms, ..] => {
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+            reply(200, "delayed")
         }
         ["fail", ..] => reply(500, "boom"),
         ["flaky", ..] => {

@@ -1,0 +1,125 @@
+//! The metric names, label values and latency buckets of DESIGN.md's "Metrics" table: the
+//! contract dashboards and alert rules are written against, spelled once.
+
+use crate::breaker::Outcome;
+
+/// `breakerbox_breaker_state{breaker,state}`: 1 for the current state, 0 for every other.
+pub const BREAKER_STATE: &str = "breakerbox_breaker_state";
+/// `breakerbox_breaker_state_since_timestamp_seconds{breaker}`: when the current state began.
+pub const STATE_SINCE: &str = "breakerbox_breaker_state_since_timestamp_seconds";
+/// `breakerbox_breaker_transitions_total{breaker,from,to}`.
+pub const TRANSITIONS: &str = "breakerbox_breaker_transitions_total";
+/// `breakerbox_calls_total{breaker,outcome}`.
+pub const CALLS: &str = "breakerbox_calls_total";
+/// `breakerbox_call_duration_seconds{breaker,outcome}`: latency of permitted calls.
+pub const CALL_DURATION: &str = "breakerbox_call_duration_seconds";
+/// `breakerbox_breaker_failure_ratio{breaker}`: 0–1, or -1 until the window holds
+/// `minimum_calls`.
+pub const FAILURE_RATIO: &str = "breakerbox_breaker_failure_ratio";
+/// `breakerbox_fallbacks_total{breaker,kind}`.
+pub const FALLBACKS: &str = "breakerbox_fallbacks_total";
+/// `breakerbox_queue_depth{breaker}`.
+pub const QUEUE_DEPTH: &str = "breakerbox_queue_depth";
+/// `breakerbox_slow_calls_total{breaker}`.
+pub const SLOW_CALLS: &str = "breakerbox_slow_calls_total";
+/// `breakerbox_retries_total{breaker,result}`.
+pub const RETRIES: &str = "breakerbox_retries_total";
+/// `breakerbox_store_degraded`.
+pub const STORE_DEGRADED: &str = "breakerbox_store_degraded";
+/// `breakerbox_config_reloads_total{result}`.
+pub const CONFIG_RELOADS: &str = "breakerbox_config_reloads_total";
+/// `breakerbox_build_info{version}`: always 1.
+pub const BUILD_INFO: &str = "breakerbox_build_info";
+
+/// Values of `outcome` for a permitted call (the ones the duration histogram carries).
+pub const PERMITTED_OUTCOMES: [&str; 3] = ["success", "failure", "timeout"];
+/// The `outcome` of a call the breaker turned away.
+pub const REJECTED: &str = "rejected";
+/// Values of `kind` on `breakerbox_fallbacks_total`.
+pub const FALLBACK_KINDS: [&str; 4] = ["cache", "degraded", "queue", "error"];
+/// Values of `result` on `breakerbox_retries_total`.
+pub const RETRY_RESULTS: [&str; 2] = ["attempted", "budget_exhausted"];
+/// Values of `result` on `breakerbox_config_reloads_total`.
+pub const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
+
+/// Upper bounds of the latency buckets, in seconds: the OpenTelemetry HTTP advisory buckets
+/// (5 ms … 10 s) with 1 ms in front, since a loopback upstream answers well under 5 ms.
+pub const DURATION_BUCKETS: [f64; 15] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// The `outcome` label of a permitted call, `None` for an outcome that records nothing.
+pub fn outcome_label(outcome: Outcome) -> Option<&'static str> {
+    match outcome {
+        Outcome::Success => Some("success"),
+        // A Retry-After answer is a failure the upstream asked us to back off from.
+        Outcome::Failure | Outcome::RetryAfter(_) => Some("failure"),
+        Outcome::Timeout => Some("timeout"),
+        Outcome::Ignored => None,
+    }
+}
+
+/// Every metric with its type and `# HELP` text (`promtool check metrics` wants one).
+pub(super) const DESCRIPTIONS: [(&str, Kind, &str); 13] = [
+    (
+        BREAKER_STATE,
+        Kind::Gauge,
+        "1 for the breaker's current state, 0 for every other",
+    ),
+    (
+        STATE_SINCE,
+        Kind::Gauge,
+        "When the breaker's current state began, in Unix seconds",
+    ),
+    (TRANSITIONS, Kind::Counter, "Breaker state changes"),
+    (
+        CALLS,
+        Kind::Counter,
+        "Calls by outcome: success, failure, timeout, rejected",
+    ),
+    (
+        CALL_DURATION,
+        Kind::Histogram,
+        "Latency of permitted calls in seconds",
+    ),
+    (
+        FAILURE_RATIO,
+        Kind::Gauge,
+        "Failure rate over the rolling window, 0-1; -1 until the window holds minimum_calls",
+    ),
+    (
+        FALLBACKS,
+        Kind::Counter,
+        "Answers given by a fallback instead of the upstream",
+    ),
+    (QUEUE_DEPTH, Kind::Gauge, "Requests waiting for replay"),
+    (
+        SLOW_CALLS,
+        Kind::Counter,
+        "Permitted calls slower than slow_call_duration",
+    ),
+    (
+        RETRIES,
+        Kind::Counter,
+        "Retries attempted, and retries refused by the retry budget",
+    ),
+    (
+        STORE_DEGRADED,
+        Kind::Gauge,
+        "1 while the store is unreachable and the queue and cache live in memory",
+    ),
+    (
+        CONFIG_RELOADS,
+        Kind::Counter,
+        "Configuration reloads by result",
+    ),
+    (BUILD_INFO, Kind::Gauge, "Always 1; the version is a label"),
+];
+
+/// A metric's type, for its description.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}

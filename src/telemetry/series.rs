@@ -1,0 +1,175 @@
+//! The series of one breaker, registered once (so every one of them exists, at 0, before its
+//! first event and `increase()` sees that event) and kept as handles, so recording a call is a
+//! few atomic additions with no label lookup.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use metrics::{Counter, Gauge, Histogram};
+
+use super::names::{
+    BREAKER_STATE, CALL_DURATION, CALLS, FAILURE_RATIO, FALLBACK_KINDS, FALLBACKS,
+    PERMITTED_OUTCOMES, QUEUE_DEPTH, REJECTED, RETRIES, SLOW_CALLS, STATE_SINCE, TRANSITIONS,
+};
+use crate::breaker::{Outcome, State};
+use crate::pipeline::FallbackKind;
+
+/// Every series of one breaker (`breaker` label = its configured name).
+#[derive(Debug)]
+pub(super) struct BreakerSeries {
+    state: [Gauge; State::ALL.len()],
+    since: Gauge,
+    /// `[from][to]`; `None` on the diagonal (a state never changes into itself).
+    transitions: [[Option<Counter>; State::ALL.len()]; State::ALL.len()],
+    /// By [`PERMITTED_OUTCOMES`].
+    calls: [Counter; 3],
+    rejected: Counter,
+    /// By [`PERMITTED_OUTCOMES`].
+    durations: [Histogram; 3],
+    failure_ratio: Gauge,
+    /// By [`FALLBACK_KINDS`].
+    fallbacks: [Counter; 4],
+    queue_depth: Gauge,
+    slow: Counter,
+    retries_attempted: Counter,
+    retries_refused: Counter,
+    /// Serialises writes of the state gauges, so two transitions reported at once on two
+    /// threads cannot leave the older state showing.
+    showing: Mutex<()>,
+}
+
+impl BreakerSeries {
+    /// Registers (or finds again: registration is idempotent) every series of `breaker` and
+    /// sets the counters' initial 0.
+    pub(super) fn register(breaker: &Arc<str>) -> Self {
+        let name = || Arc::clone(breaker);
+        let state = State::ALL
+            .map(|s| metrics::gauge!(BREAKER_STATE, "breaker" => name(), "state" => s.as_str()));
+        let transitions = State::ALL.map(|from| {
+            State::ALL.map(|to| {
+                (from != to).then(|| {
+                    metrics::counter!(TRANSITIONS, "breaker" => name(), "from" => from.as_str(), "to" => to.as_str())
+                })
+            })
+        });
+        let calls = PERMITTED_OUTCOMES
+            .map(|outcome| metrics::counter!(CALLS, "breaker" => name(), "outcome" => outcome));
+        let durations = PERMITTED_OUTCOMES.map(
+            |outcome| metrics::histogram!(CALL_DURATION, "breaker" => name(), "outcome" => outcome),
+        );
+        let fallbacks = FALLBACK_KINDS
+            .map(|kind| metrics::counter!(FALLBACKS, "breaker" => name(), "kind" => kind));
+        let series = Self {
+            state,
+            since: metrics::gauge!(STATE_SINCE, "breaker" => name()),
+            transitions,
+            calls,
+            rejected: metrics::counter!(CALLS, "breaker" => name(), "outcome" => REJECTED),
+            durations,
+            failure_ratio: metrics::gauge!(FAILURE_RATIO, "breaker" => name()),
+            fallbacks,
+            queue_depth: metrics::gauge!(QUEUE_DEPTH, "breaker" => name()),
+            slow: metrics::counter!(SLOW_CALLS, "breaker" => name()),
+            retries_attempted: metrics::counter!(RETRIES, "breaker" => name(), "result" => "attempted"),
+            retries_refused: metrics::counter!(RETRIES, "breaker" => name(), "result" => "budget_exhausted"),
+            showing: Mutex::new(()),
+        };
+        // A counter exists in the exposition once registered; adding 0 says so explicitly and
+        // keeps any count an earlier gateway of this process made under the same name.
+        let counters = series.transitions.iter().flatten().flatten();
+        for counter in counters
+            .chain(&series.calls)
+            .chain([&series.rejected, &series.slow])
+            .chain(&series.fallbacks)
+            .chain([&series.retries_attempted, &series.retries_refused])
+        {
+            counter.increment(0);
+        }
+        series
+    }
+
+    /// Shows `state` as current since `since`, when `still_current` holds at the moment of
+    /// writing (checked under the lock that orders these writes).
+    pub(super) fn show_state(
+        &self,
+        state: State,
+        since: SystemTime,
+        still_current: impl FnOnce() -> bool,
+    ) {
+        let _showing = self.showing.lock().unwrap_or_else(PoisonError::into_inner);
+        if !still_current() {
+            return;
+        }
+        for (gauge, s) in self.state.iter().zip(State::ALL) {
+            gauge.set(if s == state { 1.0 } else { 0.0 });
+        }
+        let secs = since
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.since.set(secs);
+    }
+
+    /// Counts a transition.
+    pub(super) fn transitioned(&self, from: State, to: State) {
+        if let Some(counter) = &self.transitions[index(from)][index(to)] {
+            counter.increment(1);
+        }
+    }
+
+    /// Records one permitted attempt; `slow_after` is the breaker's `slow_call_duration`.
+    pub(super) fn attempt(&self, outcome: Outcome, took: Duration, slow_after: Option<Duration>) {
+        let i = match outcome {
+            Outcome::Success => 0,
+            Outcome::Failure | Outcome::RetryAfter(_) => 1,
+            Outcome::Timeout => 2,
+            // The breaker recorded nothing either.
+            Outcome::Ignored => return,
+        };
+        self.calls[i].increment(1);
+        self.durations[i].record(took.as_secs_f64());
+        // The breaker's own rule (`>=`), on the same measurement it was given.
+        if slow_after.is_some_and(|limit| took >= limit) {
+            self.slow.increment(1);
+        }
+    }
+
+    /// Counts a call the breaker turned away.
+    pub(super) fn rejected(&self) {
+        self.rejected.increment(1);
+    }
+
+    /// Counts an answer given by a fallback.
+    pub(super) fn fallback(&self, kind: FallbackKind) {
+        let i = match kind {
+            FallbackKind::Cache => 0,
+            FallbackKind::Degraded => 1,
+            FallbackKind::Queue => 2,
+            FallbackKind::Error => 3,
+        };
+        self.fallbacks[i].increment(1);
+    }
+
+    /// Counts retries made, and a retry the budget refused.
+    pub(super) fn retries(&self, attempted: u32, budget_exhausted: bool) {
+        if attempted > 0 {
+            self.retries_attempted.increment(u64::from(attempted));
+        }
+        if budget_exhausted {
+            self.retries_refused.increment(1);
+        }
+    }
+
+    /// The window's failure ratio, `None` (shown as -1) until it holds `minimum_calls`.
+    pub(super) fn failure_ratio(&self, ratio: Option<f64>) {
+        self.failure_ratio.set(ratio.unwrap_or(-1.0));
+    }
+
+    /// Requests waiting for replay.
+    pub(super) fn queue_depth(&self, depth: u64) {
+        self.queue_depth.set(depth as f64);
+    }
+}
+
+fn index(state: State) -> usize {
+    State::ALL.iter().position(|s| *s == state).unwrap_or(0)
+}
