@@ -192,6 +192,21 @@ async fn raw_status(base: &str, path: &str) -> u16 {
         .unwrap_or(0)
 }
 
+/// The status line's code for `raw`, sent byte for byte.
+async fn raw_request_status(base: &str, raw: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(raw.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The body as JSON (`Null` when it is not JSON).
 async fn json_of(response: reqwest::Response) -> Value {
     let bytes = response.bytes().await.expect("body");
@@ -614,4 +629,23 @@ async fn reload_applies_a_valid_file_and_keeps_the_last_good_one() {
     for task in tasks {
         task.await.expect("task ends");
     }
+}
+
+#[tokio::test]
+async fn conflicting_content_lengths_are_refused_before_any_upstream() {
+    let (gw, echo, _queued) = start(false).await;
+    let doubled = "POST /proxy/echo/smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\
+                   Content-Length: 5\r\nConnection: close\r\n\r\nabcde";
+    assert_eq!(raw_request_status(&gw.base, doubled).await, 400);
+    let reached = echo
+        .seen
+        .lock()
+        .expect("seen")
+        .iter()
+        .any(|s| s.path == "/smuggle");
+    assert!(
+        !reached,
+        "a request with conflicting lengths never reaches the upstream"
+    );
+    gw.stop().await;
 }
