@@ -5,9 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use breakerbox::config::{self, Config};
-use breakerbox::{demo, gateway, status};
+use breakerbox::{demo, gateway, status, telemetry};
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// The example configuration, built in so `breakerbox demo` runs from anywhere.
 const EXAMPLE_CONFIG: &str = include_str!("../examples/breakerbox.toml");
@@ -49,34 +48,24 @@ enum Command {
     },
 }
 
-fn init_logging() {
-    let filter = EnvFilter::try_from_env("BREAKERBOX_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let json = std::env::var("BREAKERBOX_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Serve { config } => {
-            init_logging();
+            telemetry::init();
             let loaded = match config::load(&config) {
                 Ok(loaded) => loaded,
                 Err(error) => return fail(&error),
             };
-            runtime(async move { gateway::run(loaded, Some(config)).await })
+            runtime(async move {
+                let served = gateway::run(loaded, Some(config)).await;
+                telemetry::shutdown_traces().await;
+                served
+            })
         }
         Command::Demo => {
-            init_logging();
+            telemetry::init();
             let loaded = match config::load_from_str(
                 EXAMPLE_CONFIG,
                 "examples/breakerbox.toml",
@@ -121,6 +110,7 @@ async fn demo_run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     gateway::serve(gateway, listener, gateway::termination()).await?;
     let _ = driver.await;
     upstreams.shutdown().await;
+    telemetry::shutdown_traces().await;
     Ok(())
 }
 

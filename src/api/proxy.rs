@@ -7,9 +7,11 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument as _;
 
 use super::error::ApiError;
 use crate::gateway::Gateway;
+use crate::telemetry;
 
 /// Splits `/proxy/NAME/rest` into `NAME` and `/rest` (or `""`).
 pub(super) fn split(path: &str) -> Option<(&str, &str)> {
@@ -35,7 +37,14 @@ pub(super) async fn proxy(State(gateway): State<Arc<Gateway>>, request: Request<
         .into_response();
     };
     let tail = tail.to_owned();
-    gateway.pipeline().proxy(&upstream, request, &tail).await
+    let span = telemetry::server_span(&request, upstream.name());
+    let response = gateway
+        .pipeline()
+        .proxy(&upstream, request, &tail)
+        .instrument(span.clone())
+        .await;
+    telemetry::record_response(&span, response.status().as_u16());
+    response
 }
 
 #[cfg(test)]

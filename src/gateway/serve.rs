@@ -65,6 +65,7 @@ pub async fn serve(
             tracing::error!(%error, "background task ended abnormally");
         }
     }
+    crate::telemetry::flush_traces().await;
     served.map_err(ServeError::Io)
 }
 

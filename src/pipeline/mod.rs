@@ -15,10 +15,12 @@ use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, Response, StatusCode};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use tracing::Instrument as _;
 
 use crate::config::Fallback;
 use crate::fallback::Enqueue;
 use crate::fallback::cache::ResponseCache;
+use crate::telemetry;
 use crate::upstream::{CallEnd, OutgoingRequest, Upstream, is_failure};
 
 pub use crate::upstream::{BadPath, check_tail, path_and_query};
@@ -139,7 +141,23 @@ impl Pipeline {
             path_and_query,
             body,
         };
-        let call = upstream.call(&request).await;
+        let decision = telemetry::decision_span(upstream.breaker());
+        let response = self
+            .decide(upstream, &request, outcome)
+            .instrument(decision.clone())
+            .await;
+        telemetry::record_decision(&decision, outcome.decision);
+        response
+    }
+
+    /// Calls the upstream through its breaker and answers, from it or from the fallback.
+    async fn decide(
+        &self,
+        upstream: &Upstream,
+        request: &OutgoingRequest,
+        outcome: &mut ProxyOutcome,
+    ) -> Response<Body> {
+        let call = upstream.call(request).await;
         outcome.outcome = call.attempts.last().map(|a| a.outcome);
         outcome.attempts = call.attempts;
         outcome.retry_stop = call.retry_stop;
@@ -149,13 +167,13 @@ impl Pipeline {
                 outcome: o,
             } if !is_failure(o) => {
                 outcome.decision = Some(Decision::Permitted);
-                return self.answered(upstream, &request, response).await;
+                return self.answered(upstream, request, response).await;
             }
             CallEnd::Answered { response, .. } => Cause::Answered(response),
             CallEnd::Rejected(rejected) => Cause::Rejected(rejected),
             CallEnd::Failed(error) => Cause::Failed(error),
         };
-        self.fall_back(upstream, &request, cause, outcome).await
+        self.fall_back(upstream, request, cause, outcome).await
     }
 
     /// A permitted, successful answer: streamed back, and kept when the upstream falls back

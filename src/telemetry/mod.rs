@@ -1,11 +1,15 @@
-//! The one place where breaker events and call outcomes become logs and Prometheus metrics
-//! (DESIGN.md, "Metrics"): every breaker of the gateway is built with [`Telemetry::listener`],
-//! every proxied response's [`ProxyOutcome`] goes through [`Telemetry::record_proxy`].
+//! The one place where breaker events and call outcomes become logs, Prometheus metrics and
+//! OpenTelemetry spans (DESIGN.md, "Metrics" and "Traces"): every breaker of the gateway is built
+//! with [`Telemetry::listener`], every proxied response's [`ProxyOutcome`] goes through
+//! [`Telemetry::record_proxy`], and the request, decision and attempt spans come from the helpers
+//! re-exported here. [`init`] installs the subscriber (logs, and OTLP export when `OTEL_*` ask).
 
 pub mod names;
 mod recorder;
 mod refresh;
 mod series;
+mod spans;
+mod tracing_setup;
 mod tracked;
 
 use std::sync::Arc;
@@ -16,8 +20,15 @@ use crate::breaker::{Breaker, Listener, State, Transition};
 use crate::pipeline::ProxyOutcome;
 
 pub use refresh::{CONTENT_TYPE, REFRESH_EVERY, refresh_periodically};
+pub use spans::{
+    client_span, decision_span, inject, record_attempt, record_decision, record_response,
+    server_span,
+};
+pub use tracing_setup::{
+    DEFAULT_SERVICE_NAME, export_requested, flush_traces, init, shutdown_traces, tracing_enabled,
+};
 
-/// Fans breaker transitions out to logs, metrics and in-process subscribers (the admin event
+/// Fans breaker transitions out to logs, metrics, spans and in-process subscribers (the admin event
 /// stream, the deadline timer, queue replay), and turns call outcomes into metrics.
 #[derive(Debug, Clone)]
 pub struct Telemetry {
@@ -29,6 +40,7 @@ struct Inner {
     transitions: broadcast::Sender<Transition>,
     changed: Notify,
     metrics: tracked::Metrics,
+    trips: spans::Trips,
 }
 
 impl Telemetry {
@@ -43,6 +55,7 @@ impl Telemetry {
                 transitions,
                 changed: Notify::new(),
                 metrics: tracked::Metrics::default(),
+                trips: spans::Trips::default(),
             }),
         }
     }
@@ -94,6 +107,7 @@ impl Listener for Telemetry {
             ),
         }
         self.inner.metrics.transition(t);
+        self.inner.trips.transition(t);
         // No subscriber is fine: the send only fails when nobody listens.
         let _ = self.inner.transitions.send(t.clone());
         self.inner.changed.notify_waiters();

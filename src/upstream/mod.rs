@@ -12,9 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::breaker::{Breaker, Jitter, Outcome, SplitMix};
 use crate::config::UpstreamConfig;
+use crate::telemetry;
 
 pub use budget::{RETRY_BUDGET_WINDOW, RetryBudget};
 pub use call::{Attempt, Call, CallEnd, CallError, OutgoingRequest, RetryStop};
@@ -167,10 +169,31 @@ impl Upstream {
         }
     }
 
-    /// One physical attempt with `left` of the call's time.
+    /// One physical attempt with `left` of the call's time, in its own client span whose
+    /// context the request carries (`traceparent`).
     async fn attempt(
         &self,
         request: &OutgoingRequest,
+        url: &reqwest::Url,
+        left: Duration,
+        number: u32,
+        probe: bool,
+    ) -> (CallEnd, Attempt) {
+        let span = telemetry::client_span(&request.method, url, number);
+        let mut headers = request.headers.clone();
+        telemetry::inject(&span, &mut headers);
+        let (end, attempt) = self
+            .send(request, headers, url, left, number, probe)
+            .instrument(span.clone())
+            .await;
+        telemetry::record_attempt(&span, &attempt);
+        (end, attempt)
+    }
+
+    async fn send(
+        &self,
+        request: &OutgoingRequest,
+        headers: reqwest::header::HeaderMap,
         url: &reqwest::Url,
         left: Duration,
         number: u32,
@@ -180,7 +203,7 @@ impl Upstream {
         let sent = self
             .client
             .request(request.method.clone(), url.clone())
-            .headers(request.headers.clone())
+            .headers(headers)
             .body(request.body.clone())
             .timeout(left)
             .send()

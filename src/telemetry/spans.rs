@@ -1,0 +1,173 @@
+//! The spans of DESIGN.md ("Traces"): the server span of a proxied request, the breaker
+//! decision, one client span per physical attempt (whose request carries `traceparent`), and a
+//! `breaker.transition` span per state change. Attribute values are the metric label values.
+//! When export is off the spans are plain `tracing` spans (log context) and no OpenTelemetry
+//! call is made.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::http::{HeaderMap, Method, Request, header};
+use opentelemetry::global;
+use opentelemetry::trace::{SpanContext, TraceContextExt as _};
+use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use tracing::Span;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use super::tracing_setup::tracing_enabled;
+use crate::breaker::{Breaker, State, Transition};
+use crate::pipeline::Decision;
+use crate::upstream::Attempt;
+
+/// The server span of a request proxied to `upstream` (a configured name, never the raw path),
+/// child of the incoming `traceparent` if any. Its `trace_id` field puts the trace id on every
+/// log line written inside the request.
+pub fn server_span<B>(request: &Request<B>, upstream: &str) -> Span {
+    let method = request.method().as_str();
+    let route = format!("/proxy/{upstream}/*");
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let (address, port) = match host.map(|h| h.rsplit_once(':')) {
+        Some(Some((name, port))) => (Some(name), port.parse::<u16>().ok()),
+        Some(None) => (host, None),
+        None => (None, None),
+    };
+    let span = tracing::info_span!(
+        "proxy",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = method,
+        http.route = route,
+        url.path = request.uri().path(),
+        url.scheme = "http",
+        server.address = address,
+        server.port = port,
+        http.response.status_code = Empty,
+        error.type = Empty,
+        otel.status_code = Empty,
+        trace_id = Empty,
+    );
+    if tracing_enabled() {
+        let parent =
+            global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(request.headers())));
+        if let Err(error) = span.set_parent(parent) {
+            tracing::debug!(%error, "the incoming trace context could not be attached");
+        }
+        let trace_id = span.context().span().span_context().trace_id();
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+    span
+}
+
+/// Records the status the client got on the server span.
+pub fn record_response(span: &Span, status: u16) {
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("error.type", status.to_string());
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+/// The breaker decision span for a call through `breaker`; the decision itself is recorded
+/// with [`record_decision`] once the answer is known.
+pub fn decision_span(breaker: &Breaker) -> Span {
+    tracing::info_span!(
+        "breaker.decision",
+        breakerbox.breaker.name = &**breaker.name(),
+        breakerbox.breaker.state = breaker.state().as_str(),
+        breakerbox.breaker.decision = Empty,
+    )
+}
+
+/// `permitted`, `rejected` or `fallback`.
+pub fn record_decision(span: &Span, decision: Option<Decision>) {
+    if let Some(decision) = decision {
+        span.record("breakerbox.breaker.decision", decision.as_str());
+    }
+}
+
+/// The client span of one physical attempt (`number` 0 is the first; later ones are resends).
+pub fn client_span(method: &Method, url: &reqwest::Url, number: u32) -> Span {
+    tracing::info_span!(
+        "http.client",
+        otel.name = method.as_str(),
+        otel.kind = "client",
+        http.request.method = method.as_str(),
+        server.address = url.host_str(),
+        server.port = url.port_or_known_default(),
+        url.full = url.as_str(),
+        http.request.resend_count = (number > 0).then_some(number),
+        http.response.status_code = Empty,
+        error.type = Empty,
+        otel.status_code = Empty,
+    )
+}
+
+/// Writes the client span's context into the outgoing `headers` (`traceparent`, `tracestate`).
+/// With export off the headers are left as they are.
+pub fn inject(span: &Span, headers: &mut HeaderMap) {
+    if tracing_enabled() {
+        let cx = span.context();
+        global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(headers)));
+    }
+}
+
+/// Records how the attempt ended on its client span.
+pub fn record_attempt(span: &Span, attempt: &Attempt) {
+    if let Some(status) = attempt.status {
+        span.record("http.response.status_code", status);
+        if status >= 500 {
+            span.record("error.type", status.to_string());
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+    if let Some(kind) = attempt.failure {
+        span.record("error.type", kind.as_str());
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+/// The span context of the trip that opened each breaker, for the timer-driven half-open
+/// transition to link to.
+#[derive(Debug, Default)]
+pub(super) struct Trips {
+    last: Mutex<HashMap<Arc<str>, SpanContext>>,
+}
+
+impl Trips {
+    /// Emits the `breaker.transition` span of `t`, linked to the span current on this thread
+    /// (the request that caused it) or, for a timer-driven open → half_open, to the trip.
+    pub(super) fn transition(&self, t: &Transition) {
+        if !tracing_enabled() {
+            return;
+        }
+        let cause = Span::current().context().span().span_context().clone();
+        let span = tracing::info_span!(
+            parent: None,
+            "breaker.transition",
+            breakerbox.breaker.name = &*t.breaker,
+            breakerbox.breaker.from = t.from.as_str(),
+            breakerbox.breaker.to = t.to.as_str(),
+            breakerbox.breaker.reason = t.reason.as_str(),
+        );
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let link = if cause.is_valid() {
+            Some(cause)
+        } else if t.from == State::Open && t.to == State::HalfOpen {
+            last.get(&t.breaker).cloned()
+        } else {
+            None
+        };
+        // Links go in before the span starts (`context()` starts it).
+        if let Some(link) = link {
+            span.add_link(link);
+        }
+        if t.to == State::Open {
+            let trip = span.context().span().span_context().clone();
+            last.insert(Arc::clone(&t.breaker), trip);
+        }
+    }
+}
