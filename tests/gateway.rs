@@ -6,12 +6,12 @@ mod proxy_support;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use breakerbox::config;
 use breakerbox::gateway::{self, Gateway};
 use futures_util::StreamExt;
-use proxy_support::TestUpstream;
+use proxy_support::{TestUpstream, eventually};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -211,22 +211,6 @@ async fn raw_request_status(base: &str, raw: &str) -> u16 {
 async fn json_of(response: reqwest::Response) -> Value {
     let bytes = response.bytes().await.expect("body");
     serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-}
-
-/// Polls `check` until it holds or `limit` passes (real servers, real time).
-async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
 }
 
 #[tokio::test]

@@ -14,8 +14,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use breakerbox::State;
 use metrics_support::expect::{Expected, assert_breaker, assert_histogram};
-use metrics_support::{Running, eventually, settings};
+use metrics_support::{Running, settings};
 use proxy_support::TestUpstream;
+use proxy_support::eventually;
 
 /// When `breaker`'s current state began, in Unix seconds, as the breaker itself says.
 fn state_since(running: &Running, breaker: &str) -> f64 {

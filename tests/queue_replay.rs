@@ -8,15 +8,7 @@ use std::time::Duration;
 
 use breakerbox::fallback::queue::{RequestQueue, spawn_replayer};
 use breakerbox::fallback::{Delivery, Durability, Enqueue, QueueError, QueueStatus};
-use breakerbox::store::Store;
-use support::store::{Recorder, TempDir, database_breaker, request, store_config, wait_until};
-
-async fn open(url: &str) -> Store {
-    let config = store_config(url);
-    Store::connect(&config, database_breaker(&config))
-        .await
-        .expect("open the SQLite store")
-}
+use support::store::{Recorder, TempDir, open, request, wait_until};
 
 #[tokio::test]
 async fn replay_delivers_in_order_and_stops_at_the_first_failure() {

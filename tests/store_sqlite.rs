@@ -10,14 +10,7 @@ use breakerbox::fallback::{CacheStore, CachedResponse, Durability, QueueError, Q
 use breakerbox::store::{Store, StoreError, StoreOptions};
 use breakerbox::{Breaker, BreakerConfig, State};
 use bytes::Bytes;
-use support::store::{TempDir, database_breaker, request, store_config, wait_until};
-
-async fn open(url: &str) -> Store {
-    let config = store_config(url);
-    Store::connect(&config, database_breaker(&config))
-        .await
-        .expect("open the SQLite store")
-}
+use support::store::{TempDir, database_breaker, open, request, store_config, wait_until};
 
 #[tokio::test]
 async fn queue_claims_oldest_first_and_records_outcomes() {

@@ -8,7 +8,6 @@ pub mod expect;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use breakerbox::config;
 use breakerbox::gateway::{self, Gateway};
@@ -132,22 +131,6 @@ impl Running {
         served.await.expect("served");
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// Polls `check` until it holds or `limit` passes (real servers, real time).
-pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
 }
 
 /// Label name → value.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use breakerbox::Breaker;
 use breakerbox::config::{self, DATABASE_BREAKER, StoreConfig};
 use breakerbox::fallback::{Deliver, Delivery, QueueStatus, QueuedRequest};
+use breakerbox::store::Store;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
@@ -126,4 +127,12 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A store on the SQLite database at `url`, guarded by its own `database` breaker.
+pub async fn open(url: &str) -> Store {
+    let config = store_config(url);
+    Store::connect(&config, database_breaker(&config))
+        .await
+        .expect("open the SQLite store")
 }
