@@ -70,7 +70,7 @@ async fn guard(State(gateway): State<Arc<Gateway>>, request: Request, next: Next
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum::<usize>()
-        + request.uri().to_string().len();
+        + uri_len(request.uri());
     if size > limit {
         return ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -85,4 +85,31 @@ async fn guard(State(gateway): State<Arc<Gateway>>, request: Request, next: Next
         gateway.telemetry().record_proxy(outcome);
     }
     response
+}
+
+/// The length of `uri` as written on the request line, counted without formatting it (this runs
+/// for every request).
+fn uri_len(uri: &axum::http::Uri) -> usize {
+    let scheme = uri.scheme_str().map_or(0, |s| s.len() + "://".len());
+    let authority = uri.authority().map_or(0, |a| a.as_str().len());
+    let path_and_query = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    scheme + authority + path_and_query
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri_len;
+
+    #[test]
+    fn uri_length_matches_its_written_form() {
+        for uri in [
+            "/proxy/plex/a?b=c",
+            "http://example.test:8080/x?y",
+            "/",
+            "*",
+        ] {
+            let parsed: axum::http::Uri = uri.parse().expect("valid uri");
+            assert_eq!(uri_len(&parsed), parsed.to_string().len(), "{uri}");
+        }
+    }
 }
