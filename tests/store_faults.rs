@@ -857,3 +857,87 @@ async fn sigkill_with_postgres_loses_no_queued_request() {
         "SIGKILL with PostgreSQL: {count} queued, all replayed once {replayed_after:?} after b came up"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL stopped while a replay is in flight
+
+/// The replayer claims the oldest request and sends it to `b`, which hangs; PostgreSQL stops
+/// before `b`'s call times out, so the claim cannot be released. Once both are back, every
+/// request is still delivered once and in order, without waiting out the claim lease (60 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_during_a_replay_attempt_keeps_order_and_loses_nothing() {
+    let mut pg = PgServer::new();
+    let dir = TempDir::new("pg-replay");
+    let (a_addr, b_addr) = (free_addr(), free_addr());
+    let _a = Upstream::start_on("a", a_addr).await;
+    let b = Upstream::start_on("b", b_addr).await;
+    b.hang.store(true, SeqCst);
+    let port = free_addr().port();
+    let store = format!(
+        "[store]\nurl = \"{}\"\nfailure_threshold = 1\nopen_duration = \"500ms\"\n\
+         call_timeout = \"1s\"",
+        pg.url()
+    );
+    let config = write_config(&dir.0, port, &store, a_addr, b_addr);
+    let gateway = Gateway::serve(&config, port, dir.0.join("gateway.log")).await;
+
+    // The first POST times out at b (and opens its breaker); the rest are queued at once.
+    let tags: Vec<String> = (0..5).map(|i| format!("ordered-{i}")).collect();
+    for tag in &tags {
+        let (status, body) = gateway.post_b(tag).await;
+        assert_eq!(status, 202, "{tag} queued: {body}");
+        assert_eq!(body["durability"], "stored", "{tag} in PostgreSQL");
+    }
+    let hung_with = |tag: &str| {
+        b.hung
+            .lock()
+            .expect("hung")
+            .iter()
+            .filter(|s| s.body.as_ref() == tag.as_bytes())
+            .count()
+    };
+    assert_eq!(hung_with(&tags[0]), 1, "the first POST reached b");
+
+    // The replayer's attempt at the oldest request hangs at b: take PostgreSQL away under it.
+    gateway
+        .wait_for("a replay attempt in flight", || async {
+            hung_with(&tags[0]) == 2
+        })
+        .await;
+    pg.stop();
+    // The attempt times out at b (its breaker opens again) while the store is down.
+    gateway
+        .wait_for("the replay attempt over", || async {
+            gateway.breaker_state("b").await == "open"
+        })
+        .await;
+    // Its claim cannot be given back: the store notices it is down (within store.call_timeout).
+    gateway
+        .wait_for("breakerbox_store_degraded 1", || async {
+            gateway.store_figures().await.0 == 1.0
+        })
+        .await;
+
+    pg.start();
+    b.hang.store(false, SeqCst);
+    let replayed_after = gateway
+        .wait_for("every queued request replayed", || async {
+            b.posted().len() >= tags.len()
+        })
+        .await;
+    gateway
+        .wait_for("no request left pending", || async {
+            pg_rows(&pg.url())
+                .await
+                .iter()
+                .all(|(_, s)| s == "delivered")
+        })
+        .await;
+    assert_eq!(
+        b.posted(),
+        tags,
+        "each delivered once, in the order accepted\n{}",
+        gateway.log_tail()
+    );
+    println!("replay interrupted by a PostgreSQL stop: all delivered {replayed_after:?} after");
+}

@@ -5,7 +5,9 @@
 //! A delivered request is recorded before the next one is claimed, and an outcome the store could
 //! not record is kept and recorded before anything else is claimed, so a delivered request is
 //! never sent again (a replica killed between delivering and recording is the one exception: its
-//! claim lease runs out and the request is delivered once more).
+//! claim lease runs out and the request is delivered once more). Likewise a claim the store could
+//! not give back after a failed attempt is given back before the next claim, so that request
+//! stays first in line instead of being skipped until its claim lease runs out.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,12 +33,22 @@ pub struct ReplayReport {
     pub stopped_by: Option<Delivery>,
 }
 
+/// What a claimed request's row is still owed when the store could not take it at once.
+#[derive(Debug, Clone)]
+enum Owed {
+    /// Its final outcome: it was delivered.
+    Finish(QueueStatus),
+    /// Being pending again: the attempt failed.
+    Release,
+}
+
 /// The queue behind fallback `queue`: an [`Enqueue`] on top of the [`Store`], plus its replay.
 pub struct RequestQueue {
     store: Store,
     closed: AtomicBool,
-    /// Outcomes of deliveries the store could not record yet: recorded before the next claim.
-    unrecorded: Mutex<Vec<(Uuid, QueueStatus, u32)>>,
+    /// What the store could not be told yet about claimed requests (request, what, attempts):
+    /// told before the next claim.
+    owed: Mutex<Vec<(Uuid, Owed, u32)>>,
     /// How often a replayer runs even when nobody wakes it.
     every: Duration,
 }
@@ -47,7 +59,7 @@ impl RequestQueue {
         Self {
             store,
             closed: AtomicBool::new(false),
-            unrecorded: Mutex::new(Vec::new()),
+            owed: Mutex::new(Vec::new()),
             every: Duration::from_secs(5),
         }
     }
@@ -84,7 +96,7 @@ impl RequestQueue {
         deliver: &dyn Deliver,
         stop: &(dyn Fn() -> bool + Sync),
     ) -> Result<ReplayReport, StoreError> {
-        self.record_unrecorded().await?;
+        self.settle_owed().await?;
         let mut report = ReplayReport::default();
         while !stop() {
             let Some(request) = self.store.claim_next(upstream).await? else {
@@ -96,7 +108,8 @@ impl RequestQueue {
                 Delivery::Delivered { status } => {
                     let outcome = QueueStatus::Delivered { status };
                     if let Err(e) = self.store.finish(request.id, &outcome, attempts).await {
-                        self.unrecorded().push((request.id, outcome, attempts));
+                        self.owed()
+                            .push((request.id, Owed::Finish(outcome), attempts));
                         return Err(e);
                     }
                     report.delivered += 1;
@@ -105,8 +118,10 @@ impl RequestQueue {
                     if let Delivery::Failed { reason } = &stopped {
                         tracing::debug!(%upstream, id = %request.id, %reason, "replay attempt failed");
                     }
-                    // If this fails the claim lease runs out and the request is pending again.
-                    self.store.release(request.id, attempts).await?;
+                    if let Err(e) = self.store.release(request.id, attempts).await {
+                        self.owed().push((request.id, Owed::Release, attempts));
+                        return Err(e);
+                    }
                     report.stopped_by = Some(stopped);
                     break;
                 }
@@ -115,20 +130,21 @@ impl RequestQueue {
         Ok(report)
     }
 
-    async fn record_unrecorded(&self) -> Result<(), StoreError> {
+    async fn settle_owed(&self) -> Result<(), StoreError> {
         loop {
-            let Some((id, status, attempts)) = self.unrecorded().last().cloned() else {
+            let Some((id, owed, attempts)) = self.owed().last().cloned() else {
                 return Ok(());
             };
-            self.store.finish(id, &status, attempts).await?;
-            self.unrecorded().retain(|(other, ..)| *other != id);
+            match &owed {
+                Owed::Finish(status) => self.store.finish(id, status, attempts).await?,
+                Owed::Release => self.store.release(id, attempts).await?,
+            }
+            self.owed().retain(|(other, ..)| *other != id);
         }
     }
 
-    fn unrecorded(&self) -> std::sync::MutexGuard<'_, Vec<(Uuid, QueueStatus, u32)>> {
-        self.unrecorded
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn owed(&self) -> std::sync::MutexGuard<'_, Vec<(Uuid, Owed, u32)>> {
+        self.owed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
