@@ -83,6 +83,54 @@ async fn queue_claims_oldest_first_and_records_outcomes() {
     assert_eq!(store.queue_depth().await.get("qbittorrent"), Some(&1));
 }
 
+/// A replica whose claim lease ran out (another replica took the request over) and that gives
+/// its claim back late must not release the other replica's claim: a third claim would deliver
+/// the request a second time.
+#[tokio::test]
+async fn a_late_release_leaves_another_replicas_claim_alone() {
+    let dir = TempDir::new("late-release");
+    let url = dir.sqlite_url("q.db");
+    let config = store_config(&url);
+    let replica = |lease: Duration| {
+        let config = config.clone();
+        async move {
+            let options = StoreOptions::default().claim_lease(lease);
+            Store::connect_with(&config, database_breaker(&config), options)
+                .await
+                .expect("open the SQLite store")
+        }
+    };
+    let (one, two) = (
+        replica(Duration::from_millis(100)).await,
+        replica(Duration::from_secs(60)).await,
+    );
+    let queued = request("qbittorrent", 0);
+    one.enqueue(queued.clone()).await.expect("enqueue");
+    let first = one.claim_next("qbittorrent").await.expect("claim");
+    assert_eq!(first.map(|r| r.id), Some(queued.id));
+
+    // One's lease runs out: two takes the request over.
+    let taken = Arc::new(std::sync::Mutex::new(None));
+    wait_until("the other replica's claim", Duration::from_secs(10), || {
+        let (two, taken) = (two.clone(), Arc::clone(&taken));
+        async move {
+            let claimed = two.claim_next("qbittorrent").await.expect("claim");
+            let found = claimed.is_some();
+            *taken.lock().expect("lock") = claimed.map(|r| r.id);
+            found
+        }
+    })
+    .await;
+    assert_eq!(*taken.lock().expect("lock"), Some(queued.id));
+
+    one.release(queued.id, 1).await.expect("release");
+    assert_eq!(
+        one.claim_next("qbittorrent").await.expect("claim"),
+        None,
+        "two's claim still holds"
+    );
+}
+
 #[tokio::test]
 async fn queued_requests_survive_dropping_and_reopening_the_store() {
     let dir = TempDir::new("reopen");

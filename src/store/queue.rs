@@ -43,8 +43,10 @@ const FINISH: &str = "UPDATE queued_requests SET status = $2, status_code = $3, 
      attempts = $5, finished_at = $6, claimed_until = NULL, claimed_by = NULL \
      WHERE id = $1 AND status = 'pending'";
 
+// `claimed_by = $3`: a release that comes after this replica's lease ran out must not free the
+// claim of the replica that took the request over (a third one would deliver it again).
 const RELEASE: &str = "UPDATE queued_requests SET attempts = $2, claimed_until = NULL, \
-     claimed_by = NULL WHERE id = $1 AND status = 'pending'";
+     claimed_by = NULL WHERE id = $1 AND status = 'pending' AND claimed_by = $3";
 
 const DEPTH: &str = "SELECT upstream, COUNT(*) AS n FROM queued_requests \
      WHERE status = 'pending' GROUP BY upstream";
@@ -174,12 +176,14 @@ impl Store {
         self.call("finish", query).await
     }
 
-    /// Puts a claimed request back to pending after a failed attempt.
+    /// Puts a request this replica claimed back to pending after a failed attempt (nothing if
+    /// another replica has claimed it since).
     pub async fn release(&self, id: Uuid, attempts: u32) -> Result<(), StoreError> {
         let query = async {
             on_db!(&self.inner.db, |pool| sqlx::query(RELEASE)
                 .bind(id.to_string())
                 .bind(i64::from(attempts))
+                .bind(&self.inner.replica)
                 .execute(pool)
                 .await
                 .map(|_| ()))
