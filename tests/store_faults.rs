@@ -197,6 +197,7 @@ call_timeout = "2s"
 
 [health]
 check_interval = "1h"
+detailed_cache = "1ms"
 "#
     );
     std::fs::write(&path, text).expect("config written");
@@ -311,6 +312,23 @@ impl Gateway {
         let bytes = answer.bytes().await.expect("a body");
         let body: Value = serde_json::from_slice(&bytes).expect("JSON");
         body["data"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The database's status in `GET /health/detailed` (which must answer 200).
+    async fn database_health(&self) -> String {
+        let answer = self
+            .client
+            .get(self.url("/health/detailed"))
+            .send()
+            .await
+            .expect("/health/detailed answers");
+        assert_eq!(answer.status(), 200, "/health/detailed");
+        let bytes = answer.bytes().await.expect("a body");
+        let body: Value = serde_json::from_slice(&bytes).expect("JSON");
+        body["services"]["database"]["status"]
             .as_str()
             .unwrap_or_default()
             .to_owned()
@@ -644,6 +662,13 @@ async fn outage_run(outage: &mut impl Outage, label: &str) -> Figures {
         assert_eq!(gateway.store_figures().await.0, 1.0, "degraded throughout");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Liveness holds; the detailed report names the database.
+    let health = gateway.client.get(gateway.url("/health")).send().await;
+    assert_eq!(
+        health.map(|r| r.status()).ok(),
+        Some(reqwest::StatusCode::OK)
+    );
+    assert_eq!(gateway.database_health().await, "unhealthy");
     // The operator's view still answers, from memory.
     let queue = gateway.admin_queue().await;
     assert_eq!(queue["meta"]["store_degraded"], true, "{queue}");
@@ -676,6 +701,7 @@ async fn outage_run(outage: &mut impl Outage, label: &str) -> Figures {
         .await;
     assert_rows(&outage.rows().await, &accepted, "pending");
     assert_eq!(gateway.database_state().await, "closed");
+    assert_eq!(gateway.database_health().await, "healthy");
 
     // b comes up: every accepted request is delivered, once.
     let b = down.up();
