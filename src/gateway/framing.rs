@@ -145,12 +145,13 @@ impl FramingTracker {
     fn head<'a>(&mut self, input: &'a [u8]) -> &'a [u8] {
         let (len, framing, rest) = if self.partial.is_empty() {
             match parse_head(input) {
-                Ok(Some((len, framing))) => (len, framing, &input[len..]),
+                Ok(Some((len, framing))) if len <= MAX_HEAD_BYTES => (len, framing, &input[len..]),
                 Ok(None) if input.len() < MAX_HEAD_BYTES => {
                     self.partial.extend_from_slice(input);
                     return &[];
                 }
-                Ok(None) | Err(()) => {
+                // Longer than hyper would buffer, so hyper refuses it whatever follows.
+                Ok(_) | Err(()) => {
                     self.stop(self.heads + 1, RefusalReason::Unframed);
                     return &[];
                 }
@@ -160,13 +161,9 @@ impl FramingTracker {
             let take = input.len().min(MAX_HEAD_BYTES - kept);
             self.partial.extend_from_slice(&input[..take]);
             let full = self.partial.len() >= MAX_HEAD_BYTES;
-            // A head can only complete once a line ends; skip re-parsing until one does.
-            let parsed = if input[..take].contains(&b'\n') {
-                parse_head(&self.partial)
-            } else {
-                Ok(None)
-            };
-            match parsed {
+            // Re-parsed whole on every read, as hyper does: an error shows at once, not at the
+            // next line end, so how the bytes were split never changes the answer.
+            match parse_head(&self.partial) {
                 Ok(Some((len, framing))) => {
                     // The kept bytes held no complete head, so this one ends in `input`.
                     let Some(rest) = len.checked_sub(kept).and_then(|at| input.get(at..)) else {

@@ -145,3 +145,12 @@ fn nothing_is_looked_at_after_a_refusal() {
     assert_eq!(tracker.feed(GET), None);
     assert_eq!(tracker.heads(), 1);
 }
+
+#[test]
+fn an_error_in_a_read_without_a_line_end_is_found_at_once() {
+    // Regression: a re-parse used to wait for the next `\n`, so the answer depended on how the
+    // bytes were split into reads.
+    let mut tracker = FramingTracker::new();
+    tracker.feed(b"GET / HTTP/1.1\r\n");
+    assert_eq!(tracker.feed(b"Ho\0st"), refused(1, RefusalReason::Unframed));
+}
