@@ -9,6 +9,8 @@
 //! too (and then closes the connection); the tracker stops there and reports it, so the gateway
 //! fails closed rather than guessing.
 
+use std::mem::MaybeUninit;
+
 /// hyper's default limit on buffered head bytes (`8192 + 4096 * 100`); a longer head is refused.
 pub const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
 /// hyper's default limit on the number of headers in a request.
@@ -273,9 +275,10 @@ fn step(chunk: Chunk, byte: u8) -> Option<Option<Chunk>> {
 /// Parses a request head as hyper does: `Ok(None)` while incomplete, `Err` for a head hyper
 /// refuses outright.
 fn parse_head(bytes: &[u8]) -> Result<Option<(usize, Framing)>, ()> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    let len = match request.parse(bytes) {
+    // Uninitialised slots, as hyper uses: nothing to clear before every parse.
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut []);
+    let len = match request.parse_with_uninit_headers(bytes, &mut headers) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(()),
