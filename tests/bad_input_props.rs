@@ -2,7 +2,8 @@
 //! length): a proxied path never leaves its upstream; configuration loading never panics and its
 //! errors name the file and the key; the framing tracker never panics and flags exactly the
 //! first head that carries both Content-Length and Transfer-Encoding.
-//! Runtime: a few seconds (256 cases per property, 512 for the two byte-stream ones).
+//! Runtime: a few seconds (256 cases per property, 512 for the two byte-stream ones, 64
+//! generated streams against a real gateway).
 
 mod proxy_support;
 
@@ -170,7 +171,15 @@ fn bodies() -> impl Strategy<Value = Body> {
 }
 
 fn serialise(ordinal: usize, body: &Body) -> Vec<u8> {
-    let mut out = format!("POST /r{ordinal} HTTP/1.1\r\nHost: x\r\n").into_bytes();
+    serialise_to(&format!("/r{ordinal}"), false, body)
+}
+
+/// One request for `path`; `close` adds `Connection: close`.
+fn serialise_to(path: &str, close: bool, body: &Body) -> Vec<u8> {
+    let mut out = format!("POST {path} HTTP/1.1\r\nHost: x\r\n").into_bytes();
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
     let chunked = |chunks: &[Vec<u8>], trailer: bool| {
         let mut out = Vec::new();
         for chunk in chunks.iter().filter(|c| !c.is_empty()) {
@@ -279,5 +288,101 @@ proptest! {
         let pieces = feed_in_pieces(&stream, &cuts);
         prop_assert_eq!((whole.heads(), whole.refusal()), (pieces.heads(), pieces.refusal()));
         prop_assert!(whole.heads() <= requests.len() as u64 + 1);
+    }
+}
+
+/// The same generated streams sent to a real gateway (hyper in front of the tracker): every
+/// request before the first conflicting one is proxied, that one gets 400 and the connection
+/// closes, and nothing after it reaches the upstream. 64 cases, one connection each.
+#[test]
+fn the_gateway_answers_generated_streams_as_the_tracker_predicts() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (addr, upstream, _dir) = runtime.block_on(start_gateway());
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
+    let case = std::sync::atomic::AtomicUsize::new(0);
+    let strategy = prop::collection::vec(bodies(), 1..5);
+    let outcome = runner.run(&strategy, |requests| {
+        let case = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = |i: usize| format!("/proxy/echo/c{case}/r{i}");
+        let last = requests.len() - 1;
+        let stream: Vec<u8> = requests
+            .iter()
+            .enumerate()
+            .flat_map(|(i, body)| serialise_to(&path(i), i == last, body))
+            .collect();
+        let bytes = runtime.block_on(exchange(&addr, &stream));
+        let text = String::from_utf8_lossy(&bytes);
+        let statuses: Vec<&str> = text
+            .match_indices("HTTP/1.1 ")
+            .map(|(at, _)| &text[at + 9..at + 12])
+            .collect();
+        let first_conflict = requests.iter().position(Body::conflicting);
+        let passed = first_conflict.unwrap_or(requests.len());
+        let mut expected = vec!["200"; passed];
+        if first_conflict.is_some() {
+            expected.push("400");
+            prop_assert!(text.contains("conflicting_framing"), "{}", text);
+        }
+        prop_assert_eq!(statuses, expected, "{}", text);
+        let seen: Vec<String> = upstream
+            .seen()
+            .into_iter()
+            .map(|s| s.path)
+            .filter(|p| p.starts_with(&format!("/c{case}/")))
+            .collect();
+        let wanted: Vec<String> = (0..passed).map(|i| format!("/c{case}/r{i}")).collect();
+        prop_assert_eq!(seen, wanted);
+        Ok(())
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+}
+
+async fn start_gateway() -> (String, proxy_support::TestUpstream, TempDir) {
+    use breakerbox::gateway::{self, Gateway};
+    let upstream = proxy_support::TestUpstream::start().await;
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("breakerbox-props-{}", uuid::Uuid::now_v7())));
+    std::fs::create_dir_all(&dir.0).expect("temp dir");
+    let text = format!(
+        "[store]\nurl = \"sqlite://{}\"\n[defaults]\n{}\n[upstreams.echo]\nurl = \"{}\"\n",
+        dir.0.join("gateway.db").display(),
+        proxy_support::NEVER_TRIPS,
+        upstream.url(),
+    );
+    let config =
+        config::load_from_str(&text, "props.toml", Vec::<(String, String)>::new()).expect("valid");
+    let gateway = Gateway::start(config, None).await.expect("starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    // Serves until the runtime is dropped at the end of the test.
+    tokio::spawn(gateway::serve(gateway, listener, std::future::pending()));
+    (addr, upstream, dir)
+}
+
+/// Writes `bytes` on a new connection and reads until the gateway closes it (10 s at most).
+async fn exchange(addr: &str, bytes: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("send");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the gateway closes the connection")
+    .expect("read");
+    answer
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
