@@ -145,9 +145,12 @@ impl FramingTracker {
 
     /// Reads a head from `input` (after any partial one kept); returns what follows it.
     fn head<'a>(&mut self, input: &'a [u8]) -> &'a [u8] {
-        let (len, framing, rest) = if self.partial.is_empty() {
+        let (framing, rest) = if self.partial.is_empty() {
             match parse_head(input) {
-                Ok(Some((len, framing))) if len <= MAX_HEAD_BYTES => (len, framing, &input[len..]),
+                // A head is never empty; were it, the loop in `feed` would not move on.
+                Ok(Some((len, framing))) if (1..=MAX_HEAD_BYTES).contains(&len) => {
+                    (framing, &input[len..])
+                }
                 Ok(None) if input.len() < MAX_HEAD_BYTES => {
                     self.partial.extend_from_slice(input);
                     return &[];
@@ -176,7 +179,7 @@ impl FramingTracker {
                     if self.partial.capacity() > 16 * 1024 {
                         self.partial = Vec::new();
                     }
-                    (len, framing, rest)
+                    (framing, rest)
                 }
                 Ok(None) if !full => return &input[take..],
                 Ok(None) | Err(()) => {
@@ -185,7 +188,6 @@ impl FramingTracker {
                 }
             }
         };
-        debug_assert!(len > 0);
         self.heads += 1;
         match framing {
             Framing::Length(0) => self.phase = Phase::Head,
