@@ -24,7 +24,9 @@ fuzz_target!(|data: &[u8]| {
             if let Err(err) = config::load_from_str(&shown, FILE, Vec::<(String, String)>::new()) {
                 // Tokens are printed redacted, so only a token may differ; anything else is a bug.
                 assert!(
-                    err.key().path().is_some_and(|p| p.starts_with("admin.tokens")),
+                    err.key()
+                        .path()
+                        .is_some_and(|p| p.starts_with("admin.tokens")),
                     "the effective configuration does not load again: {err}\n{shown}"
                 );
             }

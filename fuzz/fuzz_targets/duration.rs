@@ -13,16 +13,16 @@ fuzz_target!(|data: &[u8]| {
     let parsed = humantime::parse_duration(text.trim());
     if let Ok(d) = parsed {
         let printed = humantime::format_duration(d).to_string();
-        assert_eq!(humantime::parse_duration(&printed).ok(), Some(d), "{printed}");
+        assert_eq!(
+            humantime::parse_duration(&printed).ok(),
+            Some(d),
+            "{printed}"
+        );
     }
     let value = toml::Value::String(text.to_owned()).to_string();
     let file = format!("[defaults]\ncall_timeout = {value}\n");
     match config::load_from_str(&file, "fuzz.toml", Vec::<(String, String)>::new()) {
         Ok(_) => assert!(parsed.is_ok(), "accepted {text:?} that humantime refuses"),
-        Err(err) => assert_eq!(
-            err.key().path(),
-            Some("defaults.call_timeout"),
-            "{err}"
-        ),
+        Err(err) => assert_eq!(err.key().path(), Some("defaults.call_timeout"), "{err}"),
     }
 });

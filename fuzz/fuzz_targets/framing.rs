@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
     match request.parse(bytes) {
         Err(_) => {
             assert_eq!(whole.heads(), 0);
-            let unframed = Refusal { ordinal: 1, reason: RefusalReason::Unframed };
+            let unframed = Refusal {
+                ordinal: 1,
+                reason: RefusalReason::Unframed,
+            };
             assert_eq!(whole.refusal(), Some(unframed));
         }
         Ok(httparse::Status::Partial) if bytes.len() < MAX_HEAD_BYTES => {
@@ -34,7 +37,12 @@ fuzz_target!(|data: &[u8]| {
         Ok(httparse::Status::Partial) => {}
         Ok(httparse::Status::Complete(_)) => {
             assert!(whole.heads() >= 1);
-            let has = |name: &str| request.headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
+            let has = |name: &str| {
+                request
+                    .headers
+                    .iter()
+                    .any(|h| h.name.eq_ignore_ascii_case(name))
+            };
             let both = has("content-length") && has("transfer-encoding");
             let first_refused = whole.refusal().filter(|r| r.ordinal == 1);
             match first_refused {

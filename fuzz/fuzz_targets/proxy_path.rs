@@ -12,8 +12,8 @@ use libfuzzer_sys::fuzz_target;
 
 static UPSTREAM: LazyLock<Upstream> = LazyLock::new(|| {
     let text = "[upstreams.a]\nurl = \"http://127.0.0.1:9/base\"\n";
-    let mut config = config::load_from_str(text, "fuzz.toml", Vec::<(String, String)>::new())
-        .expect("valid");
+    let mut config =
+        config::load_from_str(text, "fuzz.toml", Vec::<(String, String)>::new()).expect("valid");
     let upstream = config.upstreams.remove("a").expect("configured");
     let breaker = Breaker::builder("a", upstream.breaker.clone()).build();
     Upstream::new(upstream, Arc::new(breaker)).expect("client")
@@ -25,9 +25,15 @@ fn assert_stays(joined: &str) {
         assert_eq!(url.host_str(), Some("127.0.0.1"), "{joined:?} -> {url}");
         assert_eq!(url.port_or_known_default(), Some(9), "{joined:?} -> {url}");
         let path = url.path();
-        assert!(path == "/base" || path.starts_with("/base/"), "{joined:?} -> {url}");
+        assert!(
+            path == "/base" || path.starts_with("/base/"),
+            "{joined:?} -> {url}"
+        );
         assert!(!path.starts_with("/admin"), "{joined:?} -> {url}");
-        assert!(url.username().is_empty() && url.password().is_none(), "{url}");
+        assert!(
+            url.username().is_empty() && url.password().is_none(),
+            "{url}"
+        );
         assert!(url.fragment().is_none(), "{url}");
     }
 }
@@ -42,7 +48,10 @@ fuzz_target!(|data: &[u8]| {
         None => (text, None),
     };
     if let Ok(joined) = path_and_query(tail, query) {
-        assert_eq!(joined.split_once('?').map_or(joined.as_str(), |p| p.0), tail);
+        assert_eq!(
+            joined.split_once('?').map_or(joined.as_str(), |p| p.0),
+            tail
+        );
         assert_stays(&joined);
     }
     // As read back from the store for a queued request: the join checks again on its own.
