@@ -145,6 +145,9 @@ impl FramingTracker {
 
     /// Reads a head from `input` (after any partial one kept); returns what follows it.
     fn head<'a>(&mut self, input: &'a [u8]) -> &'a [u8] {
+        if self.heads == 0 && self.h2_preface(input) {
+            return &[];
+        }
         let (framing, rest) = if self.partial.is_empty() {
             match parse_head(input) {
                 // A head is never empty; were it, the loop in `feed` would not move on.
@@ -197,6 +200,28 @@ impl FramingTracker {
             Framing::Invalid => self.stop(self.heads, RefusalReason::Unframed),
         }
         rest
+    }
+
+    /// Whether the connection opens with HTTP/2's preface (so far): such a connection has no
+    /// HTTP/1.1 framing to follow, and the tracker steps aside without refusing anything. (The
+    /// server speaks HTTP/1 only today; a build with HTTP/2 must not have every h2c request
+    /// refused.) Consumes `input` when it answers yes.
+    fn h2_preface(&mut self, input: &[u8]) -> bool {
+        const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        let Some(wanted) = PREFACE.strip_prefix(self.partial.as_slice()) else {
+            return false;
+        };
+        let arrived = &input[..input.len().min(wanted.len())];
+        if !wanted.starts_with(arrived) {
+            return false;
+        }
+        if arrived.len() == wanted.len() {
+            self.phase = Phase::Stopped;
+            self.partial = Vec::new();
+        } else {
+            self.partial.extend_from_slice(input);
+        }
+        true
     }
 
     /// Walks a chunked body from state `chunk`; returns what follows the part consumed.

@@ -154,3 +154,17 @@ fn an_error_in_a_read_without_a_line_end_is_found_at_once() {
     tracker.feed(b"GET / HTTP/1.1\r\n");
     assert_eq!(tracker.feed(b"Ho\0st"), refused(1, RefusalReason::Unframed));
 }
+
+#[test]
+fn an_http2_connection_is_left_alone() {
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00";
+    assert_eq!(follow(preface), (0, None));
+    let mut tracker = FramingTracker::new();
+    tracker.feed(preface);
+    assert!(tracker.is_stopped());
+    // Only at the start of a connection, and only the exact preface.
+    let later = [GET, &preface[..]].concat();
+    assert_eq!(follow(&later), (1, refused(2, RefusalReason::Unframed)));
+    let lookalike = b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n";
+    assert_eq!(follow(lookalike), (0, refused(1, RefusalReason::Unframed)));
+}
