@@ -22,13 +22,26 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Table, ConfigError> {
         } else {
             format!("invalid TOML: {message}")
         };
-        let shown = match &path {
-            Some(p) if p == "token" || p.ends_with(".token") => "<redacted>".to_owned(),
-            _ => line.to_owned(),
+        let shown = if may_hold_secret(text, start, line, path.as_deref()) {
+            "<redacted>".to_owned()
+        } else {
+            line.to_owned()
         };
         let key = path.map_or(Key::File, Key::Path);
         ConfigError::new(file, key, shown, ErrorKind::Syntax, reason).at(line_no, column)
     })
+}
+
+/// Whether the line shown for a syntax error at byte `at` could carry a secret: a token (also
+/// inside an inline table or array), a URL with credentials, or the inside of a multi-line
+/// string (which could be a token's value).
+fn may_hold_secret(text: &str, at: usize, line: &str, path: Option<&str>) -> bool {
+    let lower = line.to_ascii_lowercase();
+    let token_key = path.is_some_and(|p| p == "token" || p.ends_with(".token"));
+    let credentials = lower.contains("://") && lower.contains('@');
+    let before = text.get(..at).unwrap_or(text);
+    let in_multiline = (before.matches("\"\"\"").count() + before.matches("'''").count()) % 2 == 1;
+    token_key || lower.contains("token") || credentials || in_multiline
 }
 
 /// 1-based line and column of byte offset `at`.
@@ -159,5 +172,21 @@ mod tests {
         assert_eq!(err.value(), "<redacted>");
         let err = error("[upstreams.plex\n");
         assert_eq!(err.position().map(|p| p.0), Some(1));
+    }
+
+    #[test]
+    fn syntax_errors_never_show_a_secret() {
+        for text in [
+            "[admin]\ntokens = [{ name = \"ops\", token = \"s3cret-value\" role = \"admin\" }]\n",
+            "[[admin.tokens]]\nname = \"ops\"\ntoken = \"\"\"\ns3cret-value\n",
+            "[[admin.tokens]]\nname = \"ops\"\ntoken = '''\ns3cret-value",
+            "[store]\nurl = \"postgres://app:s3cret-value@127.0.0.1/db\n",
+            "[store]\nurl = \"postgres://app:s3cret-value@127.0.0.1/db\" x\n",
+        ] {
+            let err = error(text);
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+            assert_eq!(err.value(), "<redacted>", "{text:?}");
+            assert!(err.position().is_some(), "{text:?}");
+        }
     }
 }

@@ -2,6 +2,9 @@
 //! configured upstream, the pipeline, and the tasks that keep them current (deadline timer,
 //! health probes, hot reload).
 
+mod connection;
+pub mod framing;
+mod listener;
 mod reload;
 mod serve;
 mod system;

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use super::connection::Connections;
+use super::listener::FramingListener;
 use super::{Gateway, StartError};
 use crate::api;
 use crate::config::Config;
@@ -52,12 +54,11 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, upstreams = gateway.runtime().upstreams.len(), "breakerbox is serving");
     let app = api::router(Arc::clone(&gateway));
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop)
-    .await;
+    // Connections are read through a framing tracker; each gets the router behind a check that
+    // refuses what the tracker flagged, and the client's address as `ConnectInfo<SocketAddr>`.
+    let served = axum::serve(FramingListener::new(listener), Connections::new(app))
+        .with_graceful_shutdown(stop)
+        .await;
     tracing::info!("draining done; persisting the queue");
     gateway.shutdown().await;
     for task in tasks {
