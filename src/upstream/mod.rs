@@ -1,9 +1,10 @@
-//! One configured upstream: its pooled HTTP client, breaker, outcome classification, retries
-//! within a budget, and its active health probe.
+//! One configured upstream: its breaker, outcome classification, retries within a budget, and
+//! its active health probe, calling through an HTTP client shared with the other upstreams.
 
 mod budget;
 mod call;
 mod classify;
+mod clients;
 mod deliver;
 mod health;
 mod path;
@@ -21,6 +22,7 @@ use crate::telemetry;
 pub use budget::{RETRY_BUDGET_WINDOW, RetryBudget};
 pub use call::{Attempt, Call, CallEnd, CallError, OutgoingRequest, RetryStop};
 pub use classify::{FailureKind, classify_status, is_failure, parse_http_date, parse_retry_after};
+pub use clients::HttpClients;
 pub use health::{HEALTH_CHECK_INTERVAL, HealthReport, HealthStatus, ProbeHandle};
 pub use path::{BadPath, check_tail, path_and_query};
 
@@ -41,7 +43,7 @@ pub struct UpstreamError {
 }
 
 /// One configured upstream. Cheap to share behind an `Arc`; the breaker is the caller's (the
-/// registry owns it), the client's connection pool is this upstream's alone.
+/// registry owns it), the client and its connection pool are shared (see [`HttpClients`]).
 #[derive(Debug)]
 pub struct Upstream {
     config: UpstreamConfig,
@@ -53,15 +55,20 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// An upstream calling `config.url` through `breaker`.
+    /// An upstream calling `config.url` through `breaker`, with a client of its own.
     pub fn new(config: UpstreamConfig, breaker: Arc<Breaker>) -> Result<Upstream, UpstreamError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.call_timeout)
-            // A gateway passes redirects to its client; following them could leave the upstream.
-            .redirect(reqwest::redirect::Policy::none())
-            // Upstreams are addressed directly; an ambient HTTP_PROXY must not reroute them.
-            .no_proxy()
-            .build()
+        Self::sharing(config, breaker, &HttpClients::new())
+    }
+
+    /// An upstream calling `config.url` through `breaker`, with the client of `clients` that
+    /// suits its settings.
+    pub fn sharing(
+        config: UpstreamConfig,
+        breaker: Arc<Breaker>,
+        clients: &HttpClients,
+    ) -> Result<Upstream, UpstreamError> {
+        let client = clients
+            .get(config.call_timeout)
             .map_err(|source| UpstreamError {
                 upstream: config.name.clone(),
                 source,
