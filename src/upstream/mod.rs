@@ -266,7 +266,7 @@ impl Upstream {
             Some((tail, query)) => (tail, Some(query)),
             None => (path_and_query, None),
         };
-        path::path_and_query(tail, query).map_err(|bad| invalid(bad.reason()))?;
+        path::check(tail, query).map_err(|bad| invalid(bad.reason()))?;
         let base = &self.config.url;
         let text = format!("{}{}", base.as_str(), path_and_query);
         let url = reqwest::Url::parse(&text).map_err(|e| invalid(&e.to_string()))?;
