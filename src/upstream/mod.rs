@@ -207,14 +207,13 @@ impl Upstream {
         probe: bool,
     ) -> (CallEnd, Attempt) {
         let started = Instant::now();
-        let sent = self
-            .client
-            .request(request.method.clone(), url.clone())
-            .headers(headers)
-            .body(request.body.clone())
-            .timeout(left)
-            .send()
-            .await;
+        // Built whole rather than through `RequestBuilder`, whose `headers` re-inserts every
+        // header one by one into an empty map.
+        let mut outgoing = reqwest::Request::new(request.method.clone(), url.clone());
+        *outgoing.headers_mut() = headers;
+        *outgoing.body_mut() = Some(request.body.clone().into());
+        *outgoing.timeout_mut() = Some(left);
+        let sent = self.client.execute(outgoing).await;
         let duration = started.elapsed();
         let mut attempt = Attempt {
             number,
