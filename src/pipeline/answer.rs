@@ -48,9 +48,10 @@ pub(crate) fn mark_fallback(response: &mut Response<Body>, kind: &'static str) {
 }
 
 /// The upstream's answer with its body streamed, hop-by-hop headers removed.
-pub(crate) fn from_upstream(response: reqwest::Response) -> Response<Body> {
+pub(crate) fn from_upstream(mut response: reqwest::Response) -> Response<Body> {
     let status = response.status();
-    let mut headers = response.headers().clone();
+    // Taken, not copied: the body stream needs no headers.
+    let mut headers = std::mem::take(response.headers_mut());
     strip_hop_by_hop(&mut headers);
     assemble(status, headers, Body::from_stream(response.bytes_stream()))
 }
