@@ -8,6 +8,7 @@ mod clients;
 mod deliver;
 mod health;
 mod path;
+mod target;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -49,6 +50,8 @@ pub struct Upstream {
     config: UpstreamConfig,
     breaker: Arc<Breaker>,
     client: reqwest::Client,
+    /// `config.url`, parsed once.
+    base: target::BaseUrl,
     budget: RetryBudget,
     jitter: SplitMix,
     health: Mutex<HealthReport>,
@@ -75,6 +78,7 @@ impl Upstream {
             })?;
         Ok(Upstream {
             budget: RetryBudget::new(config.retry_budget_percent, config.retry_min_per_second),
+            base: target::BaseUrl::new(config.url.as_str()),
             config,
             breaker,
             client,
@@ -267,8 +271,10 @@ impl Upstream {
         };
         path::check(tail, query).map_err(|bad| invalid(bad.reason()))?;
         let base = &self.config.url;
-        let text = format!("{}{}", base.as_str(), path_and_query);
-        let url = reqwest::Url::parse(&text).map_err(|e| invalid(&e.to_string()))?;
+        let url = self
+            .base
+            .join(base.as_str(), base.path(), tail, query)
+            .map_err(|e| invalid(&e))?;
         let same_host = url
             .host_str()
             .is_some_and(|h| h.eq_ignore_ascii_case(base.host()));
