@@ -29,7 +29,7 @@ use crate::fallback::{CacheStore, Deliver, Delivery, Enqueue, QueuedRequest};
 use crate::pipeline::Pipeline;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Telemetry;
-use crate::upstream::{ProbeHandle, Upstream, UpstreamError};
+use crate::upstream::{HttpClients, ProbeHandle, Upstream, UpstreamError};
 
 use std::fmt;
 
@@ -57,6 +57,8 @@ pub struct Gateway {
     clock: Arc<dyn Clock>,
     telemetry: Telemetry,
     pipeline: Pipeline,
+    /// The HTTP clients every upstream calls through, kept across reloads.
+    clients: HttpClients,
     database: Arc<Breaker>,
     store: Store,
     queue: Arc<RequestQueue>,
@@ -119,6 +121,7 @@ impl Gateway {
             clock,
             telemetry,
             pipeline,
+            clients: HttpClients::new(),
             database,
             store,
             queue,
@@ -207,7 +210,7 @@ impl Gateway {
             &settings.name,
             &settings.breaker,
         );
-        Upstream::new(settings.clone(), Arc::new(breaker))
+        Upstream::sharing(settings.clone(), Arc::new(breaker), &self.clients)
     }
 
     /// The configuration and upstreams in force.

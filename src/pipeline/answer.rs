@@ -13,7 +13,17 @@ use super::headers::strip_hop_by_hop;
 
 /// A JSON error exactly `{"error": code, "message": text}`.
 pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    /// Serialised straight from the fields (no intermediate `Value` map); field order as above.
+    #[derive(serde::Serialize)]
+    struct ErrorBody<'a> {
+        error: &'a str,
+        message: &'a str,
+    }
+    let body = serde_json::to_string(&ErrorBody {
+        error: code,
+        message,
+    })
+    .unwrap_or_default();
     json(status, body)
 }
 
@@ -48,9 +58,10 @@ pub(crate) fn mark_fallback(response: &mut Response<Body>, kind: &'static str) {
 }
 
 /// The upstream's answer with its body streamed, hop-by-hop headers removed.
-pub(crate) fn from_upstream(response: reqwest::Response) -> Response<Body> {
+pub(crate) fn from_upstream(mut response: reqwest::Response) -> Response<Body> {
     let status = response.status();
-    let mut headers = response.headers().clone();
+    // Taken, not copied: the body stream needs no headers.
+    let mut headers = std::mem::take(response.headers_mut());
     strip_hop_by_hop(&mut headers);
     assemble(status, headers, Body::from_stream(response.bytes_stream()))
 }
@@ -90,6 +101,23 @@ pub(crate) fn from_cache(cached: CachedResponse, now: SystemTime) -> Response<Bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_error_is_exactly_error_then_message() {
+        let response = json_error(StatusCode::SERVICE_UNAVAILABLE, "circuit_open", "a \"b\"\n");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
+            response.into_body(),
+            usize::MAX,
+        ))
+        .expect("a whole body is ready")
+        .expect("readable");
+        assert_eq!(
+            &body[..],
+            br#"{"error":"circuit_open","message":"a \"b\"\n"}"#
+        );
+    }
 
     #[test]
     fn retry_after_rounds_up_to_whole_seconds() {

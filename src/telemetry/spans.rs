@@ -25,7 +25,6 @@ use crate::upstream::Attempt;
 /// log line written inside the request.
 pub fn server_span<B>(request: &Request<B>, upstream: &str) -> Span {
     let method = request.method().as_str();
-    let route = format!("/proxy/{upstream}/*");
     let host = request
         .headers()
         .get(header::HOST)
@@ -37,10 +36,11 @@ pub fn server_span<B>(request: &Request<B>, upstream: &str) -> Span {
     };
     let span = tracing::info_span!(
         "proxy",
-        otel.name = format!("{method} {route}"),
+        // Formatted inside the macro, which evaluates field values only for an enabled span.
+        otel.name = format!("{method} /proxy/{upstream}/*"),
         otel.kind = "server",
         http.request.method = method,
-        http.route = route,
+        http.route = format!("/proxy/{upstream}/*"),
         url.path = request.uri().path(),
         url.scheme = "http",
         server.address = address,

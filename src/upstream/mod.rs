@@ -1,12 +1,14 @@
-//! One configured upstream: its pooled HTTP client, breaker, outcome classification, retries
-//! within a budget, and its active health probe.
+//! One configured upstream: its breaker, outcome classification, retries within a budget, and
+//! its active health probe, calling through an HTTP client shared with the other upstreams.
 
 mod budget;
 mod call;
 mod classify;
+mod clients;
 mod deliver;
 mod health;
 mod path;
+mod target;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -21,6 +23,7 @@ use crate::telemetry;
 pub use budget::{RETRY_BUDGET_WINDOW, RetryBudget};
 pub use call::{Attempt, Call, CallEnd, CallError, OutgoingRequest, RetryStop};
 pub use classify::{FailureKind, classify_status, is_failure, parse_http_date, parse_retry_after};
+pub use clients::HttpClients;
 pub use health::{HEALTH_CHECK_INTERVAL, HealthReport, HealthStatus, ProbeHandle};
 pub use path::{BadPath, check_tail, path_and_query};
 
@@ -41,33 +44,41 @@ pub struct UpstreamError {
 }
 
 /// One configured upstream. Cheap to share behind an `Arc`; the breaker is the caller's (the
-/// registry owns it), the client's connection pool is this upstream's alone.
+/// registry owns it), the client and its connection pool are shared (see [`HttpClients`]).
 #[derive(Debug)]
 pub struct Upstream {
     config: UpstreamConfig,
     breaker: Arc<Breaker>,
     client: reqwest::Client,
+    /// `config.url`, parsed once.
+    base: target::BaseUrl,
     budget: RetryBudget,
     jitter: SplitMix,
     health: Mutex<HealthReport>,
 }
 
 impl Upstream {
-    /// An upstream calling `config.url` through `breaker`.
+    /// An upstream calling `config.url` through `breaker`, with a client of its own.
     pub fn new(config: UpstreamConfig, breaker: Arc<Breaker>) -> Result<Upstream, UpstreamError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.call_timeout)
-            // A gateway passes redirects to its client; following them could leave the upstream.
-            .redirect(reqwest::redirect::Policy::none())
-            // Upstreams are addressed directly; an ambient HTTP_PROXY must not reroute them.
-            .no_proxy()
-            .build()
+        Self::sharing(config, breaker, &HttpClients::new())
+    }
+
+    /// An upstream calling `config.url` through `breaker`, with the client of `clients` that
+    /// suits its settings.
+    pub fn sharing(
+        config: UpstreamConfig,
+        breaker: Arc<Breaker>,
+        clients: &HttpClients,
+    ) -> Result<Upstream, UpstreamError> {
+        let client = clients
+            .get(config.call_timeout)
             .map_err(|source| UpstreamError {
                 upstream: config.name.clone(),
                 source,
             })?;
         Ok(Upstream {
             budget: RetryBudget::new(config.retry_budget_percent, config.retry_min_per_second),
+            base: target::BaseUrl::new(config.url.as_str()),
             config,
             breaker,
             client,
@@ -200,14 +211,13 @@ impl Upstream {
         probe: bool,
     ) -> (CallEnd, Attempt) {
         let started = Instant::now();
-        let sent = self
-            .client
-            .request(request.method.clone(), url.clone())
-            .headers(headers)
-            .body(request.body.clone())
-            .timeout(left)
-            .send()
-            .await;
+        // Built whole rather than through `RequestBuilder`, whose `headers` re-inserts every
+        // header one by one into an empty map.
+        let mut outgoing = reqwest::Request::new(request.method.clone(), url.clone());
+        *outgoing.headers_mut() = headers;
+        *outgoing.body_mut() = Some(request.body.clone().into());
+        *outgoing.timeout_mut() = Some(left);
+        let sent = self.client.execute(outgoing).await;
         let duration = started.elapsed();
         let mut attempt = Attempt {
             number,
@@ -259,10 +269,12 @@ impl Upstream {
             Some((tail, query)) => (tail, Some(query)),
             None => (path_and_query, None),
         };
-        path::path_and_query(tail, query).map_err(|bad| invalid(bad.reason()))?;
+        path::check(tail, query).map_err(|bad| invalid(bad.reason()))?;
         let base = &self.config.url;
-        let text = format!("{}{}", base.as_str(), path_and_query);
-        let url = reqwest::Url::parse(&text).map_err(|e| invalid(&e.to_string()))?;
+        let url = self
+            .base
+            .join(base.as_str(), base.path(), tail, query)
+            .map_err(|e| invalid(&e))?;
         let same_host = url
             .host_str()
             .is_some_and(|h| h.eq_ignore_ascii_case(base.host()));
