@@ -118,6 +118,7 @@ impl Flapping {
             tokio::select! {
                 accepted = bound.accept() => {
                     if let Ok((socket, _)) = accepted {
+                        let _ = socket.set_nodelay(true);
                         tokio::spawn(self.clone().serve(socket));
                     }
                 }
@@ -174,9 +175,13 @@ impl Flapping {
                     respond(&mut socket, status, phase, &request).await
                 }
                 Phase::Reset | Phase::Down => {
-                    if turn.is_multiple_of(2) {
-                        let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-le").await;
-                    }
+                    let partial: &[u8] = match turn % 3 {
+                        0 => b"",
+                        1 => b"HTTP/1.1 200 OK\r\ncontent-le",
+                        _ => b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 64\r\nx-chaos-upstream: reset\r\n\r\n{\"from\":\"upstr",
+                    };
+                    let _ = socket.write_all(partial).await;
+                    let _ = socket.flush().await;
                     let _ = socket.set_zero_linger();
                     return;
                 }
@@ -291,7 +296,8 @@ async fn respond(
         body.len(),
         phase.as_str()
     );
-    socket.write_all(head.as_bytes()).await?;
-    socket.write_all(body.as_bytes()).await?;
+    // One write: head and body in separate small segments would wait out the client's
+    // delayed ACK (Nagle), 40 ms per answer.
+    socket.write_all(format!("{head}{body}").as_bytes()).await?;
     socket.flush().await
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -62,12 +62,16 @@ impl Gateway {
         let path = dir.join("breakerbox.toml");
         std::fs::write(&path, text).expect("config written");
         let log = dir.join("gateway.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&path)
-            .env("BREAKERBOX_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
+            .env(
+                "BREAKERBOX_LOG",
+                std::env::var("CHAOS_GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
             .spawn()
             .expect("gateway starts");
         let gateway = Gateway {
