@@ -63,7 +63,15 @@ impl Gateway {
         std::fs::write(&path, text).expect("config written");
         let log = dir.join("gateway.log");
         let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        // The gateway reads every BREAKERBOX_* variable as a configuration override (the soak's
+        // BREAKERBOX_CHAOS_SECS included): it gets the file alone.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("BREAKERBOX_") {
+                command.env_remove(name);
+            }
+        }
+        let child = command
             .args(["serve", "--config"])
             .arg(&path)
             .env(
@@ -83,8 +91,14 @@ impl Gateway {
                 .build()
                 .expect("client"),
         };
+        let mut gateway = gateway;
         let started = Instant::now();
         loop {
+            assert!(
+                gateway.running(),
+                "the gateway exited at start; log: {}",
+                gateway.log_text()
+            );
             if let Ok(response) = gateway.client.get(gateway.url("/health")).send().await
                 && response.status() == 200
             {
