@@ -117,8 +117,8 @@ fn load_secs() -> u64 {
 #[derive(Default)]
 struct Observed {
     states: BTreeMap<String, BTreeSet<String>>,
-    /// (seconds since start, VmRSS KiB)
-    rss: Vec<(u64, u64)>,
+    /// (seconds since start, VmRSS KiB, [anonymous, file, shared memory] KiB)
+    rss: Vec<(u64, u64, [u64; 3])>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -173,7 +173,9 @@ async fn every_answer_under_chaos_is_the_upstreams_a_fallback_or_a_json_503() {
                 {
                     last_rss = Some(Instant::now());
                     let at = started.elapsed().as_secs();
-                    observed.lock().expect("lock").rss.push((at, kib));
+                    let split = ["RssAnon", "RssFile", "RssShmem"]
+                        .map(|f| status_kib(gateway_pid, f).unwrap_or(0));
+                    observed.lock().expect("lock").rss.push((at, kib, split));
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -299,8 +301,8 @@ async fn every_answer_under_chaos_is_the_upstreams_a_fallback_or_a_json_503() {
         fates(|f| matches!(f, PostFate::Refused)),
     );
     println!("RSS after pass 1: {warm_rss:?} KiB; at the end: {end_rss:?} KiB; series (s, KiB):");
-    for (at, kib) in &observed.rss {
-        println!("  rss {at:>5} {kib}");
+    for (at, kib, [anon, file, shmem]) in &observed.rss {
+        println!("  rss {at:>5} {kib} anon {anon} file {file} shmem {shmem}");
     }
     println!(
         "half_open_probes at the end: {:?}; requests in flight (the asking one included): {in_flight}",
@@ -472,9 +474,14 @@ async fn every_answer_under_chaos_is_the_upstreams_a_fallback_or_a_json_503() {
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// A `… kB` line of `/proc/<pid>/status` (VmRSS, RssAnon, RssFile, RssShmem).
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
