@@ -14,7 +14,10 @@ use breakerbox::fallback::{CachedResponse, Durability, Enqueue, QueueError, Queu
 use breakerbox::pipeline::{Decision, FallbackKind, Pipeline};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use proxy_support::{TestUpstream, assert_error, get, json, pipeline, refused_url, send, upstream};
+use proxy_support::{
+    TestUpstream, assert_error, get, json, pipeline, refused_url, send, truncating_upstream,
+    upstream,
+};
 
 #[tokio::test]
 async fn cache_fallback_serves_the_stored_answer_with_its_age() {
@@ -161,6 +164,30 @@ impl Enqueue for RecordingQueue {
             Ok(Durability::Stored)
         })
     }
+}
+
+#[tokio::test]
+async fn an_answer_cut_off_mid_body_is_a_failure_the_fallback_answers() {
+    let (url, hits) = truncating_upstream().await;
+    let extra = "failure_threshold = 2\nfallback = \"degraded\"\n\
+                 retry_budget_percent = 0\nretry_min_per_second = 0\n\
+                 [upstreams.cut.degraded]\nstatus = 200\nbody = 'degraded'";
+    let up = upstream("cut", &url, extra);
+    let p = pipeline();
+    for _ in 0..2 {
+        let (status, headers, body, outcome) = send(&p, &up, get("/proxy/cut/x"), "/x").await;
+        assert_eq!(status, 200);
+        assert_eq!(&body[..], b"degraded", "not the broken answer");
+        assert_eq!(headers["x-breakerbox-fallback"], "degraded");
+        assert_eq!(outcome.fallback, Some(FallbackKind::Degraded));
+    }
+    assert_eq!(hits.load(SeqCst), 2);
+    let snapshot = up.breaker().snapshot();
+    assert_eq!(
+        snapshot.failed_requests, 2,
+        "each cut answer counts as a failure"
+    );
+    assert_eq!(snapshot.state, State::Open);
 }
 
 #[tokio::test]

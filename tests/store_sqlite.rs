@@ -132,6 +132,25 @@ async fn a_late_release_leaves_another_replicas_claim_alone() {
 }
 
 #[tokio::test]
+async fn a_short_call_timeout_does_not_bound_opening_the_database() {
+    // Creating the file, switching to WAL and migrating take longer than a 1 ms call timeout
+    // (and than a 1 s one on a busy machine): the start must not fail for it.
+    let dir = TempDir::new("open-timeout");
+    let text = format!(
+        "[store]\nurl = {:?}\ncall_timeout = \"1ms\"\n",
+        dir.sqlite_url("q.db")
+    );
+    let no_env = std::iter::empty::<(String, String)>();
+    let config = breakerbox::config::load_from_str(&text, "store-test.toml", no_env)
+        .expect("valid store config")
+        .store;
+    let store = Store::connect(&config, database_breaker(&config))
+        .await
+        .expect("opens despite the 1 ms call timeout");
+    assert!(!store.is_degraded(), "migrated and ready");
+}
+
+#[tokio::test]
 async fn queued_requests_survive_dropping_and_reopening_the_store() {
     let dir = TempDir::new("reopen");
     let url = dir.sqlite_url("durable.db");

@@ -53,6 +53,10 @@ fn migrator() -> Migrator {
     Migrator::with_migrations(migrations)
 }
 
+/// The least time opening and preparing the database is given at start, whatever the store's
+/// `call_timeout`.
+pub(super) const START_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Db {
     /// Opens the database `url` names. SQLite is opened (and created) at once so that a bad path
     /// stops the start; PostgreSQL is connected lazily so that the gateway starts without it.
@@ -115,7 +119,10 @@ async fn open_sqlite(url: &StoreUrl, call_timeout: Duration) -> Result<SqlitePoo
     let max = if in_memory { 1 } else { 4 };
     SqlitePoolOptions::new()
         .max_connections(max)
-        .acquire_timeout(call_timeout)
+        // Opening (creating the file, switching to WAL) may take longer than one call is
+        // allowed, on a busy machine more than a second; later acquires are bounded by each
+        // call's own timeout anyway.
+        .acquire_timeout(call_timeout.max(START_TIMEOUT))
         .connect_with(options)
         .await
         .map_err(|e| open_error(e.to_string()))

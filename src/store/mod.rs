@@ -222,7 +222,7 @@ impl Store {
                 .map_err(|source| StoreError::Migrate { url, source })
         };
         // Another replica may hold the migration lock for a moment: allow more than one call.
-        let timeout = self.inner.call_timeout.max(Duration::from_secs(10));
+        let timeout = self.inner.call_timeout.max(db::START_TIMEOUT);
         self.guarded("migrate", timeout, run).await?;
         self.inner.ready.store(true, Ordering::Release);
         tracing::info!(store = %self.inner.url, "store ready");

@@ -47,7 +47,8 @@ pub struct Attempt {
     pub status: Option<u16>,
     /// Why it did not answer, if it did not.
     pub failure: Option<FailureKind>,
-    /// Time until the answer's headers (or the error).
+    /// Time until the answer (its headers; its whole body too when short, see
+    /// [`SHORT_BODY_MAX`](super::SHORT_BODY_MAX)) or the error.
     pub duration: Duration,
     /// Whether the permit was a half-open probe.
     pub probe: bool,

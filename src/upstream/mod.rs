@@ -218,6 +218,13 @@ impl Upstream {
         *outgoing.body_mut() = Some(request.body.clone().into());
         *outgoing.timeout_mut() = Some(left);
         let sent = self.client.execute(outgoing).await;
+        // A short answer is read whole before it counts (within the same timeout): a
+        // connection that breaks mid-body is then the upstream's failure, which the breaker
+        // hears of and a fallback answers, not a broken answer passed on as a success.
+        let sent = match sent {
+            Ok(response) => read_short_body(response).await,
+            Err(err) => Err(err),
+        };
         let duration = started.elapsed();
         let mut attempt = Attempt {
             number,
@@ -293,6 +300,28 @@ impl Upstream {
         }
         Ok(url)
     }
+}
+
+/// Answers with a declared length up to this many bytes are read whole before they count as
+/// answered; longer ones, and those without a length, stream to the client as they come.
+pub const SHORT_BODY_MAX: u64 = 64 * 1024;
+
+/// `response` with its body read, if it is short (see [`SHORT_BODY_MAX`]).
+async fn read_short_body(
+    mut response: reqwest::Response,
+) -> Result<reqwest::Response, reqwest::Error> {
+    if response.content_length().is_none_or(|n| n > SHORT_BODY_MAX) {
+        return Ok(response);
+    }
+    let status = response.status();
+    let version = response.version();
+    let headers = std::mem::take(response.headers_mut());
+    let body = response.bytes().await?;
+    let mut whole = axum::http::Response::new(body);
+    *whole.status_mut() = status;
+    *whole.version_mut() = version;
+    *whole.headers_mut() = headers;
+    Ok(reqwest::Response::from(whole))
 }
 
 fn finished(end: CallEnd, attempts: Vec<Attempt>, retry_stop: Option<RetryStop>) -> Call {

@@ -18,7 +18,7 @@ use breakerbox::fallback::cache::{CacheLimits, ResponseCache};
 use breakerbox::pipeline::{Pipeline, ProxyOutcome};
 use breakerbox::upstream::Upstream;
 use serde_json::Value;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// One request as the upstream received it.
@@ -182,6 +182,28 @@ pub async fn closing_upstream() -> (String, Arc<AtomicUsize>) {
             let mut buf = [0u8; 4096];
             let _ = socket.read(&mut buf).await;
             drop(socket);
+        }
+    });
+    (format!("http://{addr}"), hits)
+}
+
+/// A server that reads a request, sends a 200 head declaring 64 bytes and 10 of them, then
+/// resets the connection (SO_LINGER 0); counts them.
+pub async fn truncating_upstream() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counter.fetch_add(1, SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 64\r\n\r\n";
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(b"0123456789").await;
+            let _ = socket.flush().await;
+            let _ = socket.set_zero_linger();
         }
     });
     (format!("http://{addr}"), hits)

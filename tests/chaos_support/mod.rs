@@ -1,0 +1,9 @@
+//! The chaos suite's parts: a flapping upstream, the gateway process, the load and the
+//! classification of every answer.
+
+#![allow(dead_code, unreachable_pub)]
+
+pub mod classify;
+pub mod flapping;
+pub mod load;
+pub mod process;
