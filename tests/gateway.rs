@@ -2,6 +2,7 @@
 //! misbehave on purpose, a real SQLite store, driven over HTTP with reqwest.
 
 mod proxy_support;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,9 +12,11 @@ use std::time::Duration;
 use breakerbox::config;
 use breakerbox::gateway::{self, Gateway};
 use futures_util::StreamExt;
-use proxy_support::{TestUpstream, eventually};
+use proxy_support::TestUpstream;
 use reqwest::StatusCode;
 use serde_json::Value;
+use support::temp_dir::TempDir;
+use support::wait::eventually;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -27,27 +30,6 @@ struct Running {
     stop: Option<oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<()>,
     _dir: TempDir,
-}
-
-/// A temporary folder removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "breakerbox-gw-{}-{}",
-            std::process::id(),
-            uuid::Uuid::now_v7()
-        ));
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn settings(dir: &TempDir, echo: SocketAddr, queued: SocketAddr, chaos: bool) -> String {

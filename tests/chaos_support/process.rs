@@ -2,53 +2,21 @@
 //! read through its admin API, `/metrics` and `/proc`.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener as StdListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_breakerbox");
+use super::support::gateway_process::{GatewayProcess, Listen, Output, free_port};
+pub use super::support::temp_dir::TempDir;
+
 pub const ADMIN_TOKEN: &str = "chaos-admin-token";
 
-/// A temporary folder, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new() -> Self {
-        let path = std::env::temp_dir().join(format!("breakerbox-chaos-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A gateway process, killed on drop if still running.
+/// A gateway process (killed on drop if still running) and a client for its API.
 pub struct Gateway {
-    child: Child,
+    process: GatewayProcess,
     pub base: String,
-    pub log: PathBuf,
     client: reqwest::Client,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 impl Gateway {
@@ -61,73 +29,35 @@ impl Gateway {
             .replace("{db}", &dir.join("gateway.db").display().to_string());
         let path = dir.join("breakerbox.toml");
         std::fs::write(&path, text).expect("config written");
-        let log = dir.join("gateway.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(BIN);
-        // The gateway reads every BREAKERBOX_* variable as a configuration override (the soak's
-        // BREAKERBOX_CHAOS_SECS included): it gets the file alone.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("BREAKERBOX_") {
-                command.env_remove(name);
-            }
-        }
-        let child = command
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env(
-                "BREAKERBOX_LOG",
-                std::env::var("CHAOS_GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(log_file.try_clone().expect("log file"))
-            .stderr(log_file)
-            .spawn()
-            .expect("gateway starts");
-        let gateway = Gateway {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
+        let level = std::env::var("CHAOS_GATEWAY_LOG").unwrap_or_else(|_| "warn".into());
+        let env = [("BREAKERBOX_LOG", level.as_str())];
+        let output = Output::Combined(dir.join("gateway.log"));
+        let process = GatewayProcess::serve(&path, Listen::Port(port), &env, output).await;
+        Gateway {
+            base: process.base.clone(),
+            process,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("client"),
-        };
-        let mut gateway = gateway;
-        let started = Instant::now();
-        loop {
-            assert!(
-                gateway.running(),
-                "the gateway exited at start; log: {}",
-                gateway.log_text()
-            );
-            if let Ok(response) = gateway.client.get(gateway.url("/health")).send().await
-                && response.status() == 200
-            {
-                return gateway;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "gateway never became ready; log: {}",
-                gateway.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.process.url(path)
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Whether the process is still running (it must not crash under chaos).
     pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.process.running()
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log_text()
     }
 
     /// `GET` an admin route with the admin token; the JSON body.
