@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use proxy_support::TestUpstream;
-use support::gateway_process::{BIN, GatewayProcess, Listen, Output, free_port};
+use support::gateway_process::{BIN, GatewayProcess, Listen, Output};
+use support::ports::free_port;
 use support::temp_dir::TempDir;
 use support::wait::eventually;
 

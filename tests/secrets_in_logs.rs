@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use proxy_support::TestUpstream;
-use support::gateway_process::{BIN, GatewayProcess, Listen, Output, free_port};
+use support::gateway_process::{BIN, GatewayProcess, Listen, Output};
+use support::ports::free_port;
 use support::temp_dir::TempDir;
 
 const ADMIN: &str = "adm-7f3c9e1b5d2a4c6e8f0a1b3c";

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::support::gateway_process::{GatewayProcess, Listen, Output, free_port};
+use super::support::gateway_process::{GatewayProcess, Listen, Output};
+use super::support::ports::free_port;
 pub use super::support::temp_dir::TempDir;
 
 pub const ADMIN_TOKEN: &str = "chaos-admin-token";

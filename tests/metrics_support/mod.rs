@@ -14,6 +14,8 @@ use breakerbox::gateway::{self, Gateway};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::support::temp_dir::TempDir;
+
 /// A running gateway; stopped on [`Running::stop`].
 pub struct Running {
     pub base: String,
@@ -21,7 +23,7 @@ pub struct Running {
     pub config_path: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<()>,
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 /// The configuration file's text: a SQLite store in `dir`, the `[upstreams.*]` tables given.
@@ -43,14 +45,9 @@ check_interval = "1h"
 impl Running {
     /// Writes `upstreams` into a fresh configuration file and serves it on 127.0.0.1:0.
     pub async fn start(upstreams: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "breakerbox-metrics-{}-{}",
-            std::process::id(),
-            uuid::Uuid::now_v7()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let config_path = dir.join("breakerbox.toml");
-        std::fs::write(&config_path, settings(&dir, upstreams)).expect("config written");
+        let dir = TempDir::new();
+        let config_path = dir.0.join("breakerbox.toml");
+        std::fs::write(&config_path, settings(&dir.0, upstreams)).expect("config written");
         let config = config::load(&config_path).expect("valid config");
         let gateway = Gateway::start(config, Some(config_path.clone()))
             .await
@@ -120,7 +117,7 @@ impl Running {
     }
 
     pub fn dir(&self) -> &std::path::Path {
-        &self.dir
+        &self.dir.0
     }
 
     pub async fn stop(mut self) {
@@ -129,7 +126,6 @@ impl Running {
         }
         let served = std::mem::replace(&mut self.served, tokio::spawn(async {}));
         served.await.expect("served");
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -2,7 +2,7 @@
 //! the test's `BREAKERBOX_*` variables, ready once `/health` answers 200, stopped by a signal,
 //! killed on drop if a test failed before it stopped.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -10,14 +10,6 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_breakerbox");
 /// Longest a start is waited for (2 busy CI cores).
 pub const START_LIMIT: Duration = Duration::from_secs(30);
-
-/// A loopback port free when asked (the gateway binds it right after).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// `breakerbox` without the test's `BREAKERBOX_*` variables: the gateway reads each one as a
 /// configuration override (the soak's `BREAKERBOX_CHAOS_SECS` included), so it gets only what

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod gateway_process;
+pub mod ports;
 pub mod postgres;
 pub mod store;
 pub mod temp_dir;
