@@ -1,7 +1,6 @@
 //! The real `breakerbox` binary, started on a configuration file in a temporary folder, and
 //! read through its admin API, `/metrics` and `/proc`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use serde_json::Value;
 
 use super::support::gateway_process::{GatewayProcess, Listen, Output};
 use super::support::ports::free_port;
+use super::support::prometheus::Scrape;
 pub use super::support::temp_dir::TempDir;
 
 pub const ADMIN_TOKEN: &str = "chaos-admin-token";
@@ -106,48 +106,26 @@ impl Gateway {
     }
 }
 
-/// Samples of the Prometheus text format: name → (labels, value).
-pub struct Metrics(Vec<(String, BTreeMap<String, String>, f64)>);
+/// One `/metrics` scrape, summed over series for the chaos checks.
+pub struct Metrics(Scrape);
 
 impl Metrics {
     fn parse(text: &str) -> Metrics {
-        let mut samples = Vec::new();
-        for line in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let (series, value) = match line.rsplit_once(' ') {
-                Some(pair) => pair,
-                None => continue,
-            };
-            let Ok(value) = value.parse::<f64>() else {
-                continue;
-            };
-            let (name, labels) = match series.split_once('{') {
-                Some((name, rest)) => (name, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            let labels = labels
-                .split(',')
-                .filter_map(|pair| pair.split_once('='))
-                .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
-                .collect();
-            samples.push((name.to_owned(), labels, value));
-        }
-        Metrics(samples)
+        Metrics(Scrape::parse(text))
     }
 
     /// The sum of `name` over the series whose labels include every pair in `having`.
     pub fn sum(&self, name: &str, having: &[(&str, &str)]) -> f64 {
         self.0
+            .samples
             .iter()
-            .filter(|(n, labels, _)| {
+            .filter(|((n, labels), _)| {
                 n == name
                     && having
                         .iter()
                         .all(|(k, v)| labels.get(*k).is_some_and(|x| x == v))
             })
-            .map(|(_, _, value)| value)
+            .map(|(_, value)| value)
             .sum()
     }
 }
