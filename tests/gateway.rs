@@ -10,25 +10,21 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use breakerbox::config;
-use breakerbox::gateway::{self, Gateway};
+use breakerbox::gateway::Gateway;
 use futures_util::StreamExt;
 use proxy_support::TestUpstream;
 use reqwest::StatusCode;
 use serde_json::Value;
+use support::served::ServedGateway;
 use support::temp_dir::TempDir;
 use support::wait::eventually;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 const ADMIN: &str = "admin-secret-token";
 const VIEWER: &str = "viewer-secret-token";
 
 struct Running {
     base: String,
-    #[allow(dead_code)]
-    gateway: Arc<Gateway>,
-    stop: Option<oneshot::Sender<()>>,
-    served: tokio::task::JoinHandle<()>,
+    served: ServedGateway,
     _dir: TempDir,
 }
 
@@ -86,34 +82,13 @@ async fn start(chaos: bool) -> (Running, TestUpstream, TestUpstream) {
     let text = settings(&dir, echo.addr, queued.addr, chaos);
     let config = config::load_from_str(&text, "gateway-test.toml", Vec::<(String, String)>::new())
         .expect("valid config");
-    let gateway = Gateway::start(config, None).await.expect("starts");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let served = tokio::spawn(gateway::serve(Arc::clone(&gateway), listener, async move {
-        let _ = stopped.await;
-    }))
-    .into_future_unit();
+    let served = ServedGateway::start(config, None).await;
     let running = Running {
-        base,
-        gateway,
-        stop: Some(stop),
+        base: served.base(),
         served,
         _dir: dir,
     };
     (running, echo, queued)
-}
-
-trait IntoUnit {
-    fn into_future_unit(self) -> tokio::task::JoinHandle<()>;
-}
-
-impl IntoUnit for tokio::task::JoinHandle<Result<(), gateway::ServeError>> {
-    fn into_future_unit(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            self.await.expect("serve task").expect("serve ends cleanly");
-        })
-    }
 }
 
 impl Running {
@@ -148,12 +123,8 @@ impl Running {
         body["data"]["state"].as_str().unwrap_or("?").to_owned()
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let served = std::mem::replace(&mut self.served, tokio::spawn(async {}));
-        served.await.expect("served");
+    async fn stop(self) {
+        self.served.stop().await;
     }
 }
 

@@ -9,11 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use breakerbox::config;
-use breakerbox::gateway::{self, Gateway};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use breakerbox::gateway::Gateway;
 
 pub use crate::support::prometheus::{Labels, Scrape, labels_of};
+use crate::support::served::ServedGateway;
 use crate::support::temp_dir::TempDir;
 
 /// A running gateway; stopped on [`Running::stop`].
@@ -21,8 +20,7 @@ pub struct Running {
     pub base: String,
     pub gateway: Arc<Gateway>,
     pub config_path: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    served: tokio::task::JoinHandle<()>,
+    served: ServedGateway,
     dir: TempDir,
 }
 
@@ -49,23 +47,11 @@ impl Running {
         let config_path = dir.0.join("breakerbox.toml");
         std::fs::write(&config_path, settings(&dir.0, upstreams)).expect("config written");
         let config = config::load(&config_path).expect("valid config");
-        let gateway = Gateway::start(config, Some(config_path.clone()))
-            .await
-            .expect("starts");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let serving = gateway::serve(Arc::clone(&gateway), listener, async move {
-            let _ = stopped.await;
-        });
-        let served = tokio::spawn(async move {
-            serving.await.expect("serve ends cleanly");
-        });
+        let served = ServedGateway::start(config, Some(config_path.clone())).await;
         Running {
-            base,
-            gateway,
+            base: served.base(),
+            gateway: Arc::clone(&served.gateway),
             config_path,
-            stop: Some(stop),
             served,
             dir,
         }
@@ -120,11 +106,7 @@ impl Running {
         &self.dir.0
     }
 
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let served = std::mem::replace(&mut self.served, tokio::spawn(async {}));
-        served.await.expect("served");
+    pub async fn stop(self) {
+        self.served.stop().await;
     }
 }
