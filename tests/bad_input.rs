@@ -6,15 +6,12 @@
 mod proxy_support;
 mod support;
 
-use std::time::Duration;
-
 use breakerbox::config;
 use proxy_support::TestUpstream;
 use serde_json::Value;
+use support::raw_http::exchange;
 use support::served::ServedGateway;
 use support::temp_dir::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const VIEWER: &str = "bad-input-viewer-token";
 
@@ -65,14 +62,7 @@ check_interval = "1h"
 impl Running {
     /// Sends `raw` on a fresh connection and reads until the gateway closes it.
     async fn exchange(&self, raw: &str) -> Vec<Answer> {
-        let mut stream = TcpStream::connect(&self.addr).await.expect("connect");
-        stream.write_all(raw.as_bytes()).await.expect("send");
-        let mut bytes = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes))
-            .await
-            .expect("the gateway closes the connection")
-            .expect("read");
-        answers(&bytes)
+        answers(&exchange(&self.addr, raw.as_bytes()).await)
     }
 
     /// One GET for the request-target `target` on its own connection: status and JSON body.

@@ -16,6 +16,7 @@ use breakerbox::pipeline::path_and_query;
 use breakerbox::upstream::Upstream;
 use proptest::prelude::*;
 use proptest::sample::select;
+use support::raw_http::exchange;
 use support::temp_dir::TempDir;
 
 static UPSTREAM: LazyLock<Arc<Upstream>> = LazyLock::new(|| {
@@ -361,20 +362,4 @@ async fn start_gateway() -> (String, proxy_support::TestUpstream, TempDir) {
     // Serves until the runtime is dropped at the end of the test.
     tokio::spawn(gateway::serve(gateway, listener, std::future::pending()));
     (addr, upstream, dir)
-}
-
-/// Writes `bytes` on a new connection and reads until the gateway closes it (10 s at most).
-async fn exchange(addr: &str, bytes: &[u8]) -> Vec<u8> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(bytes).await.expect("send");
-    let mut answer = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        stream.read_to_end(&mut answer),
-    )
-    .await
-    .expect("the gateway closes the connection")
-    .expect("read");
-    answer
 }

@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use proxy_support::TestUpstream;
 use reqwest::StatusCode;
 use serde_json::Value;
+use support::raw_http::{exchange, status_code};
 use support::served::ServedGateway;
 use support::temp_dir::TempDir;
 use support::wait::eventually;
@@ -130,19 +131,9 @@ impl Running {
 
 /// The status of a GET sent as raw bytes, path untouched.
 async fn raw_status(base: &str, path: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.expect("read");
-    let answer = String::from_utf8_lossy(&answer);
-    answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0)
+    status_code(&exchange(addr, request.as_bytes()).await)
 }
 
 /// The status line's code for `raw`, sent byte for byte.
@@ -152,12 +143,9 @@ async fn raw_request_status(base: &str, raw: &str) -> u16 {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.write_all(raw.as_bytes()).await.expect("send");
     let mut answer = Vec::new();
+    // Whatever arrived within 5 s: the gateway need not close this connection.
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
-    String::from_utf8_lossy(&answer)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0)
+    status_code(&answer)
 }
 
 /// The body as JSON (`Null` when it is not JSON).

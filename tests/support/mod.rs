@@ -7,6 +7,7 @@ pub mod gateway_process;
 pub mod ports;
 pub mod postgres;
 pub mod prometheus;
+pub mod raw_http;
 pub mod served;
 pub mod store;
 pub mod temp_dir;
