@@ -4,32 +4,27 @@
 //! Runtime: about a second (each case is one short connection; reads time out after 10 s).
 
 mod proxy_support;
-
-use std::sync::Arc;
-use std::time::Duration;
+mod support;
 
 use breakerbox::config;
-use breakerbox::gateway::{self, Gateway};
 use proxy_support::TestUpstream;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use support::raw_http::exchange;
+use support::served::ServedGateway;
+use support::temp_dir::TempDir;
 
 const VIEWER: &str = "bad-input-viewer-token";
 
 struct Running {
     addr: String,
     upstream: TestUpstream,
-    stop: oneshot::Sender<()>,
-    served: tokio::task::JoinHandle<Result<(), gateway::ServeError>>,
-    dir: std::path::PathBuf,
+    served: ServedGateway,
+    _dir: TempDir,
 }
 
 async fn start() -> Running {
     let upstream = TestUpstream::start().await;
-    let dir = std::env::temp_dir().join(format!("breakerbox-bad-input-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = TempDir::new();
     let text = format!(
         r#"
 [store]
@@ -50,38 +45,24 @@ url = "http://{addr}"
 [health]
 check_interval = "1h"
 "#,
-        db = dir.join("gateway.db").display(),
+        db = dir.0.join("gateway.db").display(),
         addr = upstream.addr,
     );
     let config = config::load_from_str(&text, "bad-input.toml", Vec::<(String, String)>::new())
         .expect("valid config");
-    let gateway = Gateway::start(config, None).await.expect("starts");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let served = tokio::spawn(gateway::serve(Arc::clone(&gateway), listener, async move {
-        let _ = stopped.await;
-    }));
+    let served = ServedGateway::start(config, None).await;
     Running {
-        addr,
+        addr: served.addr.to_string(),
         upstream,
-        stop,
         served,
-        dir,
+        _dir: dir,
     }
 }
 
 impl Running {
     /// Sends `raw` on a fresh connection and reads until the gateway closes it.
     async fn exchange(&self, raw: &str) -> Vec<Answer> {
-        let mut stream = TcpStream::connect(&self.addr).await.expect("connect");
-        stream.write_all(raw.as_bytes()).await.expect("send");
-        let mut bytes = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes))
-            .await
-            .expect("the gateway closes the connection")
-            .expect("read");
-        answers(&bytes)
+        answers(&exchange(&self.addr, raw.as_bytes()).await)
     }
 
     /// One GET for the request-target `target` on its own connection: status and JSON body.
@@ -98,9 +79,7 @@ impl Running {
     }
 
     async fn stop(self) {
-        let _ = self.stop.send(());
-        self.served.await.expect("joins").expect("serves cleanly");
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.served.stop().await;
     }
 }
 

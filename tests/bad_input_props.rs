@@ -6,6 +6,7 @@
 //! generated streams against a real gateway).
 
 mod proxy_support;
+mod support;
 
 use std::sync::{Arc, LazyLock};
 
@@ -15,6 +16,8 @@ use breakerbox::pipeline::path_and_query;
 use breakerbox::upstream::Upstream;
 use proptest::prelude::*;
 use proptest::sample::select;
+use support::raw_http::exchange;
+use support::temp_dir::TempDir;
 
 static UPSTREAM: LazyLock<Arc<Upstream>> = LazyLock::new(|| {
     proxy_support::upstream("a", "http://127.0.0.1:9/base", proxy_support::NEVER_TRIPS)
@@ -342,9 +345,7 @@ fn the_gateway_answers_generated_streams_as_the_tracker_predicts() {
 async fn start_gateway() -> (String, proxy_support::TestUpstream, TempDir) {
     use breakerbox::gateway::{self, Gateway};
     let upstream = proxy_support::TestUpstream::start().await;
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("breakerbox-props-{}", uuid::Uuid::now_v7())));
-    std::fs::create_dir_all(&dir.0).expect("temp dir");
+    let dir = TempDir::new();
     let text = format!(
         "[store]\nurl = \"sqlite://{}\"\n[defaults]\n{}\n[upstreams.echo]\nurl = \"{}\"\n",
         dir.0.join("gateway.db").display(),
@@ -361,28 +362,4 @@ async fn start_gateway() -> (String, proxy_support::TestUpstream, TempDir) {
     // Serves until the runtime is dropped at the end of the test.
     tokio::spawn(gateway::serve(gateway, listener, std::future::pending()));
     (addr, upstream, dir)
-}
-
-/// Writes `bytes` on a new connection and reads until the gateway closes it (10 s at most).
-async fn exchange(addr: &str, bytes: &[u8]) -> Vec<u8> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(bytes).await.expect("send");
-    let mut answer = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        stream.read_to_end(&mut answer),
-    )
-    .await
-    .expect("the gateway closes the connection")
-    .expect("read");
-    answer
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

@@ -2,52 +2,17 @@
 //! (drains in-flight calls, keeps the queue) or killed with SIGKILL (loses nothing accepted).
 
 mod proxy_support;
+mod support;
 
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering::SeqCst;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proxy_support::TestUpstream;
-
-const BIN: &str = env!("CARGO_BIN_EXE_breakerbox");
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let path = std::env::temp_dir().join(format!("breakerbox-cli-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A gateway process, killed on drop if still running.
-struct Gateway {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use support::gateway_process::{BIN, GatewayProcess, Listen, Output};
+use support::ports::free_port;
+use support::temp_dir::TempDir;
+use support::wait::eventually;
 
 fn write_config(dir: &Path, port: u16, upstream: &TestUpstream) -> PathBuf {
     let path = dir.join("breakerbox.toml");
@@ -76,65 +41,10 @@ fallback = "queue"
     path
 }
 
-async fn serve(config: &Path, port: u16) -> Gateway {
-    let child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("BREAKERBOX_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("gateway starts");
-    let gateway = Gateway {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let started = Instant::now();
-    loop {
-        if let Ok(response) = reqwest::get(format!("{}/health", gateway.base)).await
-            && response.status() == 200
-        {
-            return gateway;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "gateway never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-}
-
-async fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "gateway did not exit within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
+/// `serve` on `config` (listening on `port`), ready to answer.
+async fn serve(config: &Path, port: u16) -> GatewayProcess {
+    let env = [("BREAKERBOX_LOG", "warn")];
+    GatewayProcess::serve(config, Listen::Port(port), &env, Output::Discard).await
 }
 
 fn posts(upstream: &TestUpstream, body: &str) -> usize {
@@ -150,7 +60,7 @@ fn posts(upstream: &TestUpstream, body: &str) -> usize {
 #[test]
 fn check_config_prints_the_effective_config_or_the_precise_error() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/breakerbox.toml");
-    let output = Command::new(BIN)
+    let output = std::process::Command::new(BIN)
         .arg("check-config")
         .arg(&example)
         .output()
@@ -175,7 +85,7 @@ fn check_config_prints_the_effective_config_or_the_precise_error() {
     let dir = TempDir::new();
     let bad = dir.0.join("bad.toml");
     std::fs::write(&bad, "[defaults]\nfailure_rate_threshold = 150\n").expect("write");
-    let output = Command::new(BIN)
+    let output = std::process::Command::new(BIN)
         .arg("check-config")
         .arg(&bad)
         .output()
@@ -200,12 +110,14 @@ async fn sigterm_drains_in_flight_calls_and_keeps_the_queue() {
     // A call in flight when SIGTERM arrives (the upstream takes 5 s to answer).
     let slow = tokio::spawn(reqwest::get(format!("{}/proxy/echo/slow", gateway.base)));
     assert!(
-        until(Duration::from_secs(5), || upstream
-            .seen
-            .lock()
-            .expect("seen")
-            .iter()
-            .any(|s| s.path == "/slow"))
+        eventually(Duration::from_secs(5), || async {
+            upstream
+                .seen
+                .lock()
+                .expect("seen")
+                .iter()
+                .any(|s| s.path == "/slow")
+        })
         .await,
         "the slow call reached the upstream"
     );
@@ -219,13 +131,13 @@ async fn sigterm_drains_in_flight_calls_and_keeps_the_queue() {
         .expect("answer");
     assert_eq!(queued.status(), 202);
 
-    signal(&gateway.child, "TERM");
+    gateway.signal("TERM");
     let answer = slow
         .await
         .expect("task")
         .expect("the in-flight call is answered");
     assert_eq!(answer.status(), 200, "drained, not cut off");
-    let status = wait_exit(&mut gateway.child, Duration::from_secs(20)).await;
+    let status = gateway.wait_exit(Duration::from_secs(20)).await;
     assert!(status.success(), "clean exit, got {status}");
 
     // Back up with a healthy upstream: the kept request is delivered exactly once.
@@ -236,10 +148,9 @@ async fn sigterm_drains_in_flight_calls_and_keeps_the_queue() {
     assert!(before >= 1);
     let _gateway = serve(&config, port).await;
     assert!(
-        until(Duration::from_secs(20), || posts(
-            &upstream,
-            "kept-across-restart"
-        ) == before + 1)
+        eventually(Duration::from_secs(20), || async {
+            posts(&upstream, "kept-across-restart") == before + 1
+        })
         .await,
         "replayed after the restart"
     );
@@ -270,8 +181,8 @@ async fn sigkill_loses_no_accepted_request() {
             .expect("answer");
         assert_eq!(answer.status(), 202, "request {i} accepted");
     }
-    signal(&gateway.child, "KILL");
-    let status = wait_exit(&mut gateway.child, Duration::from_secs(5)).await;
+    gateway.signal("KILL");
+    let status = gateway.wait_exit(Duration::from_secs(5)).await;
     assert!(!status.success());
 
     upstream.broken.store(false, SeqCst);
@@ -285,7 +196,10 @@ async fn sigkill_loses_no_accepted_request() {
             .count()
     };
     assert!(
-        until(Duration::from_secs(30), || delivered(&upstream) == count).await,
+        eventually(Duration::from_secs(30), || async {
+            delivered(&upstream) == count
+        })
+        .await,
         "every accepted request replayed after SIGKILL: {} of {count}",
         delivered(&upstream)
     );

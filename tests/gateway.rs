@@ -2,6 +2,7 @@
 //! misbehave on purpose, a real SQLite store, driven over HTTP with reqwest.
 
 mod proxy_support;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,45 +10,23 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use breakerbox::config;
-use breakerbox::gateway::{self, Gateway};
+use breakerbox::gateway::Gateway;
 use futures_util::StreamExt;
-use proxy_support::{TestUpstream, eventually};
+use proxy_support::TestUpstream;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use support::raw_http::{exchange, status_code};
+use support::served::ServedGateway;
+use support::temp_dir::TempDir;
+use support::wait::eventually;
 
 const ADMIN: &str = "admin-secret-token";
 const VIEWER: &str = "viewer-secret-token";
 
 struct Running {
     base: String,
-    #[allow(dead_code)]
-    gateway: Arc<Gateway>,
-    stop: Option<oneshot::Sender<()>>,
-    served: tokio::task::JoinHandle<()>,
+    served: ServedGateway,
     _dir: TempDir,
-}
-
-/// A temporary folder removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "breakerbox-gw-{}-{}",
-            std::process::id(),
-            uuid::Uuid::now_v7()
-        ));
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn settings(dir: &TempDir, echo: SocketAddr, queued: SocketAddr, chaos: bool) -> String {
@@ -104,34 +83,13 @@ async fn start(chaos: bool) -> (Running, TestUpstream, TestUpstream) {
     let text = settings(&dir, echo.addr, queued.addr, chaos);
     let config = config::load_from_str(&text, "gateway-test.toml", Vec::<(String, String)>::new())
         .expect("valid config");
-    let gateway = Gateway::start(config, None).await.expect("starts");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let served = tokio::spawn(gateway::serve(Arc::clone(&gateway), listener, async move {
-        let _ = stopped.await;
-    }))
-    .into_future_unit();
+    let served = ServedGateway::start(config, None).await;
     let running = Running {
-        base,
-        gateway,
-        stop: Some(stop),
+        base: served.base(),
         served,
         _dir: dir,
     };
     (running, echo, queued)
-}
-
-trait IntoUnit {
-    fn into_future_unit(self) -> tokio::task::JoinHandle<()>;
-}
-
-impl IntoUnit for tokio::task::JoinHandle<Result<(), gateway::ServeError>> {
-    fn into_future_unit(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            self.await.expect("serve task").expect("serve ends cleanly");
-        })
-    }
 }
 
 impl Running {
@@ -166,30 +124,16 @@ impl Running {
         body["data"]["state"].as_str().unwrap_or("?").to_owned()
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let served = std::mem::replace(&mut self.served, tokio::spawn(async {}));
-        served.await.expect("served");
+    async fn stop(self) {
+        self.served.stop().await;
     }
 }
 
 /// The status of a GET sent as raw bytes, path untouched.
 async fn raw_status(base: &str, path: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.expect("read");
-    let answer = String::from_utf8_lossy(&answer);
-    answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0)
+    status_code(&exchange(addr, request.as_bytes()).await)
 }
 
 /// The status line's code for `raw`, sent byte for byte.
@@ -199,12 +143,9 @@ async fn raw_request_status(base: &str, raw: &str) -> u16 {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.write_all(raw.as_bytes()).await.expect("send");
     let mut answer = Vec::new();
+    // Whatever arrived within 5 s: the gateway need not close this connection.
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
-    String::from_utf8_lossy(&answer)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0)
+    status_code(&answer)
 }
 
 /// The body as JSON (`Null` when it is not JSON).

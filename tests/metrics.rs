@@ -8,6 +8,7 @@
 
 mod metrics_support;
 mod proxy_support;
+mod support;
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, UNIX_EPOCH};
@@ -16,7 +17,7 @@ use breakerbox::State;
 use metrics_support::expect::{Expected, assert_breaker, assert_histogram};
 use metrics_support::{Running, settings};
 use proxy_support::TestUpstream;
-use proxy_support::eventually;
+use support::wait::eventually;
 
 /// When `breaker`'s current state began, in Unix seconds, as the breaker itself says.
 fn state_since(running: &Running, breaker: &str) -> f64 {

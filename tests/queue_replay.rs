@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use breakerbox::fallback::queue::{RequestQueue, spawn_replayer};
 use breakerbox::fallback::{Delivery, Durability, Enqueue, QueueError, QueueStatus};
-use support::store::{Recorder, TempDir, open, request, wait_until};
+use support::store::{Recorder, open, request};
+use support::temp_dir::TempDir;
+use support::wait::wait_until;
 
 #[tokio::test]
 async fn replay_delivers_in_order_and_stops_at_the_first_failure() {
-    let dir = TempDir::new("replay");
+    let dir = TempDir::new();
     let queue = RequestQueue::new(open(&dir.sqlite_url("r.db")).await);
     let reqs: Vec<_> = (0..5).map(|n| request("qbittorrent", n)).collect();
     for r in &reqs {
@@ -82,7 +84,7 @@ async fn replay_delivers_in_order_and_stops_at_the_first_failure() {
 
 #[tokio::test]
 async fn replayer_runs_when_woken_and_ends_on_shutdown() {
-    let dir = TempDir::new("replayer");
+    let dir = TempDir::new();
     let queue = Arc::new(
         RequestQueue::new(open(&dir.sqlite_url("w.db")).await)
             .replay_every(Duration::from_secs(3600)),

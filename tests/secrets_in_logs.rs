@@ -4,44 +4,20 @@
 //! Runtime: two gateway starts, about 2 s each (readiness is polled, up to 20 s).
 
 mod proxy_support;
+mod support;
 
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proxy_support::TestUpstream;
+use support::gateway_process::{BIN, GatewayProcess, Listen, Output};
+use support::ports::free_port;
+use support::temp_dir::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_breakerbox");
 const ADMIN: &str = "adm-7f3c9e1b5d2a4c6e8f0a1b3c";
 const VIEWER: &str = "vw-2b4d6f8a0c1e3a5c7e9b1d3f";
 const WRONG: &str = "wr-9e8d7c6b5a4f3e2d1c0b9a8f";
 const UPSTREAM_SECRET: &str = "up-5a6b7c8d9e0f1a2b3c4d5e6f";
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The gateway process, killed on drop if a test failed before it stopped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 fn write_config(dir: &Path, port: u16, upstream: &TestUpstream) -> PathBuf {
     let path = dir.join("breakerbox.toml");
@@ -110,42 +86,16 @@ async fn exercise(base: &str) -> Vec<u16> {
 /// Runs the gateway with `format` (`None`: human-readable) and returns everything it printed.
 async fn logs_of_a_run(format: Option<&str>) -> String {
     let upstream = TestUpstream::start().await;
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("breakerbox-logs-{}", uuid::Uuid::now_v7())));
-    std::fs::create_dir_all(&dir.0).expect("temp dir");
+    let dir = TempDir::new();
     let port = free_port();
     let config = write_config(&dir.0, port, &upstream);
-    let out = dir.0.join("stdout.log");
-    let err = dir.0.join("stderr.log");
-    let mut command = Command::new(BIN);
-    command
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("BREAKERBOX_LOG", "trace")
-        .env_remove("BREAKERBOX_LOG_FORMAT")
-        .stdout(Stdio::from(
-            std::fs::File::create(&out).expect("stdout file"),
-        ))
-        .stderr(Stdio::from(
-            std::fs::File::create(&err).expect("stderr file"),
-        ));
+    let output = Output::Split(dir.0.join("stdout.log"), dir.0.join("stderr.log"));
+    let mut env = vec![("BREAKERBOX_LOG", "trace")];
     if let Some(format) = format {
-        command.env("BREAKERBOX_LOG_FORMAT", format);
+        env.push(("BREAKERBOX_LOG_FORMAT", format));
     }
-    let mut process = Process(command.spawn().expect("gateway starts"));
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while !reqwest::get(format!("{base}/health"))
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "gateway never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let statuses = exercise(&base).await;
+    let mut gateway = GatewayProcess::serve(&config, Listen::Port(port), &env, output).await;
+    let statuses = exercise(&gateway.base).await;
     assert_eq!(
         statuses,
         [
@@ -161,21 +111,9 @@ async fn logs_of_a_run(format: Option<&str>) -> String {
         "the proxied Authorization reached the upstream (so it went through the logged path)"
     );
     // SIGTERM: the gateway drains and flushes its logs.
-    let status = Command::new("kill")
-        .args(["-TERM", &process.0.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let exited = Instant::now();
-    while process.0.try_wait().expect("wait").is_none() {
-        assert!(
-            exited.elapsed() < Duration::from_secs(20),
-            "gateway did not stop"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let read = |path: &Path| std::fs::read_to_string(path).expect("log readable");
-    format!("{}{}", read(&out), read(&err))
+    gateway.signal("TERM");
+    gateway.wait_exit(Duration::from_secs(20)).await;
+    gateway.log_text()
 }
 
 fn assert_no_secret(logs: &str, format: &str) {
@@ -212,9 +150,7 @@ async fn tokens_never_reach_the_logs_in_either_format() {
 
 #[test]
 fn check_config_never_prints_a_token() {
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("breakerbox-logs-{}", uuid::Uuid::now_v7())));
-    std::fs::create_dir_all(&dir.0).expect("temp dir");
+    let dir = TempDir::new();
     let good = dir.0.join("good.toml");
     std::fs::write(
         &good,
@@ -236,7 +172,7 @@ fn check_config_never_prints_a_token() {
         files.push(path);
     }
     for (i, file) in files.iter().enumerate() {
-        let output = Command::new(BIN)
+        let output = std::process::Command::new(BIN)
             .arg("check-config")
             .arg(file)
             .output()

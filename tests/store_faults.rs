@@ -17,7 +17,6 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,10 +27,11 @@ use axum::extract::State;
 use axum::http::{Request, Response};
 use serde_json::Value;
 use sqlx::Connection;
+use support::gateway_process::{GatewayProcess, Listen, Output};
 use support::postgres::PgServer;
-use support::store::TempDir;
+use support::temp_dir::TempDir;
+use support::wait::eventually;
 
-const BIN: &str = env!("CARGO_BIN_EXE_breakerbox");
 const TOKEN: &str = "store-faults-viewer-token";
 /// Longest any condition is waited for.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -148,20 +148,11 @@ impl Down {
 // ---------------------------------------------------------------------------------------------
 // The gateway process
 
-/// A `breakerbox serve` process, killed on drop if still running. Its log goes to a file that
-/// failure messages quote.
+/// A `breakerbox serve` process with a JSON log that failure messages quote, and a client for
+/// its API.
 struct Gateway {
-    child: Child,
-    base: String,
-    log: PathBuf,
+    process: GatewayProcess,
     client: reqwest::Client,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `[store]` is written by the caller (`store`); `a` answers, `b` queues. The gateway listens on
@@ -207,69 +198,27 @@ detailed_cache = "1ms"
 impl Gateway {
     /// Starts the binary on `config` and waits until it serves; its JSON log goes to `log`.
     async fn serve(config: &Path, log: PathBuf) -> Gateway {
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("BREAKERBOX_LOG", "info")
-            .env("BREAKERBOX_LOG_FORMAT", "json")
-            .stdout(log_file.try_clone().expect("log file"))
-            .stderr(log_file)
-            .spawn()
-            .expect("the gateway starts");
-        let mut gateway = Gateway {
-            child,
-            base: String::new(),
-            log,
+        let env = [
+            ("BREAKERBOX_LOG", "info"),
+            ("BREAKERBOX_LOG_FORMAT", "json"),
+        ];
+        let process =
+            GatewayProcess::serve(config, Listen::FromJsonLog, &env, Output::Combined(log)).await;
+        Gateway {
+            process,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
                 .build()
                 .expect("client"),
-        };
-        let started = Instant::now();
-        loop {
-            if gateway.base.is_empty()
-                && let Some(addr) = gateway.serving_addr()
-            {
-                gateway.base = format!("http://{addr}");
-            }
-            if !gateway.base.is_empty()
-                && let Ok(answer) = gateway.client.get(gateway.url("/health")).send().await
-                && answer.status() == 200
-            {
-                return gateway;
-            }
-            let exited = gateway.child.try_wait().expect("wait");
-            assert!(
-                exited.is_none() && started.elapsed() < LIMIT,
-                "the gateway never became ready ({exited:?})\n{}",
-                gateway.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    /// The address in the log's "breakerbox is serving" line.
-    fn serving_addr(&self) -> Option<SocketAddr> {
-        let text = std::fs::read_to_string(&self.log).ok()?;
-        text.lines()
-            .filter(|line| line.contains("breakerbox is serving"))
-            .find_map(|line| {
-                let line: Value = serde_json::from_str(line).ok()?;
-                line["fields"]["addr"].as_str()?.parse().ok()
-            })
-    }
-
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.process.url(path)
     }
 
-    /// The last lines of the gateway's log, for failure messages.
     fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-        format!("--- gateway log (last 40 lines) ---\n{tail}")
+        self.process.log_tail()
     }
 
     /// `breakerbox_store_degraded` and `breakerbox_queue_depth{breaker="b"}` from `/metrics`
@@ -294,58 +243,49 @@ impl Gateway {
         )
     }
 
-    /// The `database` breaker's state from the admin API (which must answer 200).
+    /// The `database` breaker's state from the admin API.
     async fn database_state(&self) -> String {
         self.breaker_state("database").await
     }
 
-    /// A breaker's state from the admin API (which must answer 200).
-    async fn breaker_state(&self, name: &str) -> String {
-        let answer = self
-            .client
-            .get(self.url(&format!("/admin/breakers/{name}")))
-            .bearer_auth(TOKEN)
+    /// `GET path` (with `token` if given): the JSON body (the answer must be 200).
+    async fn get_json(&self, path: &str, token: Option<&str>) -> Value {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let answer = request
             .send()
             .await
-            .expect("the admin API answers");
-        assert_eq!(answer.status(), 200, "/admin/breakers/{name}");
+            .unwrap_or_else(|e| panic!("{path} answers: {e}"));
+        assert_eq!(answer.status(), 200, "{path}");
         let bytes = answer.bytes().await.expect("a body");
-        let body: Value = serde_json::from_slice(&bytes).expect("JSON");
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+
+    /// A breaker's state from the admin API.
+    async fn breaker_state(&self, name: &str) -> String {
+        let body = self
+            .get_json(&format!("/admin/breakers/{name}"), Some(TOKEN))
+            .await;
         body["data"]["state"]
             .as_str()
             .unwrap_or_default()
             .to_owned()
     }
 
-    /// The database's status in `GET /health/detailed` (which must answer 200).
+    /// The database's status in `GET /health/detailed`.
     async fn database_health(&self) -> String {
-        let answer = self
-            .client
-            .get(self.url("/health/detailed"))
-            .send()
-            .await
-            .expect("/health/detailed answers");
-        assert_eq!(answer.status(), 200, "/health/detailed");
-        let bytes = answer.bytes().await.expect("a body");
-        let body: Value = serde_json::from_slice(&bytes).expect("JSON");
+        let body = self.get_json("/health/detailed", None).await;
         body["services"]["database"]["status"]
             .as_str()
             .unwrap_or_default()
             .to_owned()
     }
 
-    /// `GET /admin/queue` (which must answer 200).
+    /// `GET /admin/queue`.
     async fn admin_queue(&self) -> Value {
-        let answer = self
-            .client
-            .get(self.url("/admin/queue"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("the admin API answers");
-        assert_eq!(answer.status(), 200, "/admin/queue");
-        let bytes = answer.bytes().await.expect("a body");
-        serde_json::from_slice(&bytes).expect("JSON")
+        self.get_json("/admin/queue", Some(TOKEN)).await
     }
 
     /// POSTs `tag` to `b`: the status and the JSON answer.
@@ -363,32 +303,21 @@ impl Gateway {
         (status, body)
     }
 
-    /// Polls `check` every 50 ms until it holds; panics with `what` and the log after [`LIMIT`].
-    /// Answers how long it took.
-    async fn wait_for<F, Fut>(&self, what: &str, mut check: F) -> Duration
+    /// Polls `check` until it holds; panics with `what` and the log after [`LIMIT`]. Answers
+    /// how long it took.
+    async fn wait_for<F, Fut>(&self, what: &str, check: F) -> Duration
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
         let started = Instant::now();
-        while !check().await {
-            assert!(
-                started.elapsed() < LIMIT,
-                "timed out after {LIMIT:?} waiting for {what}\n{}",
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        assert!(
+            eventually(LIMIT, check).await,
+            "timed out after {LIMIT:?} waiting for {what}\n{}",
+            self.log_tail()
+        );
         started.elapsed()
     }
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -{name}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -628,13 +557,13 @@ impl Figures {
 }
 
 /// The whole course: trickle, outage, recovery, write-back, replay exactly once.
-async fn outage_run(outage: &mut impl Outage, label: &str) -> Figures {
-    let dir = TempDir::new(label);
+async fn outage_run(outage: &mut impl Outage) -> Figures {
+    let dir = TempDir::new();
     let a = Upstream::start("a").await;
     let down = Down::new("b");
     let config = write_config(&dir.0, &outage.store_table(), a.addr, down.addr);
     let gateway = Gateway::serve(&config, dir.0.join("gateway.log")).await;
-    let trickle = Trickle::start(&gateway.base);
+    let trickle = Trickle::start(&gateway.process.base);
 
     // Healthy store: b's requests reach the table.
     gateway
@@ -783,7 +712,7 @@ impl Outage for PgOutage {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_mid_run_keeps_proxying_and_loses_no_queued_request() {
     let mut outage = PgOutage(PgServer::new());
-    let figures = outage_run(&mut outage, "pg-outage").await;
+    let figures = outage_run(&mut outage).await;
     println!("PostgreSQL stopped: {}", figures.report());
 }
 
@@ -848,10 +777,10 @@ impl Outage for SqliteLock {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_locked_mid_run_keeps_proxying_and_loses_no_queued_request() {
     let mut outage = SqliteLock {
-        dir: TempDir::new("sqlite-lock"),
+        dir: TempDir::new(),
         holder: None,
     };
-    let figures = outage_run(&mut outage, "sqlite-lock").await;
+    let figures = outage_run(&mut outage).await;
     println!("SQLite locked: {}", figures.report());
 }
 
@@ -861,7 +790,7 @@ async fn sqlite_locked_mid_run_keeps_proxying_and_loses_no_queued_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_with_postgres_loses_no_queued_request() {
     let pg = PgServer::new();
-    let dir = TempDir::new("pg-kill");
+    let dir = TempDir::new();
     let a = Upstream::start("a").await;
     let down = Down::new("b");
     let store = format!("[store]\nurl = \"{}\"", pg.url());
@@ -881,15 +810,8 @@ async fn sigkill_with_postgres_loses_no_queued_request() {
     }
     assert_rows(&pg_rows(&pg.url()).await, &accepted, "pending");
 
-    signal(&gateway.child, "KILL");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = gateway.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(started.elapsed() < LIMIT, "the gateway survived SIGKILL");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    gateway.process.signal("KILL");
+    let status = gateway.process.wait_exit(LIMIT).await;
     assert!(!status.success(), "killed, got {status}");
 
     // Restarted on the same database, b still down: it finds all of them.
@@ -936,7 +858,7 @@ async fn sigkill_with_postgres_loses_no_queued_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_during_a_replay_attempt_keeps_order_and_loses_nothing() {
     let mut pg = PgServer::new();
-    let dir = TempDir::new("pg-replay");
+    let dir = TempDir::new();
     let a = Upstream::start("a").await;
     let b = Upstream::start("b").await;
     b.hang.store(true, SeqCst);

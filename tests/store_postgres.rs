@@ -14,7 +14,8 @@ use breakerbox::store::{Store, StoreOptions};
 use breakerbox::{Breaker, BreakerConfig};
 use bytes::Bytes;
 use support::postgres::PgServer;
-use support::store::{Recorder, database_breaker, request, store_config, wait_until};
+use support::store::{Recorder, database_breaker, request, store_config};
+use support::wait::wait_until;
 use uuid::Uuid;
 
 async fn connect(url: &str) -> Store {

@@ -10,11 +10,13 @@ use breakerbox::fallback::{CacheStore, CachedResponse, Durability, QueueError, Q
 use breakerbox::store::{Store, StoreError, StoreOptions};
 use breakerbox::{Breaker, BreakerConfig, State};
 use bytes::Bytes;
-use support::store::{TempDir, database_breaker, open, request, store_config, wait_until};
+use support::store::{database_breaker, open, request, store_config};
+use support::temp_dir::TempDir;
+use support::wait::wait_until;
 
 #[tokio::test]
 async fn queue_claims_oldest_first_and_records_outcomes() {
-    let dir = TempDir::new("order");
+    let dir = TempDir::new();
     let store = open(&dir.sqlite_url("q.db")).await;
     assert!(!store.is_degraded());
     let reqs: Vec<_> = (0..3).map(|n| request("qbittorrent", n)).collect();
@@ -88,7 +90,7 @@ async fn queue_claims_oldest_first_and_records_outcomes() {
 /// the request a second time.
 #[tokio::test]
 async fn a_late_release_leaves_another_replicas_claim_alone() {
-    let dir = TempDir::new("late-release");
+    let dir = TempDir::new();
     let url = dir.sqlite_url("q.db");
     let config = store_config(&url);
     let replica = |lease: Duration| {
@@ -135,7 +137,7 @@ async fn a_late_release_leaves_another_replicas_claim_alone() {
 async fn a_short_call_timeout_does_not_bound_opening_the_database() {
     // Creating the file, switching to WAL and migrating take longer than a 1 ms call timeout
     // (and than a 1 s one on a busy machine): the start must not fail for it.
-    let dir = TempDir::new("open-timeout");
+    let dir = TempDir::new();
     let text = format!(
         "[store]\nurl = {:?}\ncall_timeout = \"1ms\"\n",
         dir.sqlite_url("q.db")
@@ -152,7 +154,7 @@ async fn a_short_call_timeout_does_not_bound_opening_the_database() {
 
 #[tokio::test]
 async fn queued_requests_survive_dropping_and_reopening_the_store() {
-    let dir = TempDir::new("reopen");
+    let dir = TempDir::new();
     let url = dir.sqlite_url("durable.db");
     let reqs: Vec<_> = (0..3).map(|n| request("qbittorrent", n)).collect();
     {
@@ -194,7 +196,7 @@ async fn queued_requests_survive_dropping_and_reopening_the_store() {
 
 #[tokio::test]
 async fn open_database_breaker_keeps_the_queue_in_memory_until_it_closes() {
-    let dir = TempDir::new("buffer");
+    let dir = TempDir::new();
     let config = store_config(&dir.sqlite_url("b.db"));
     let breaker = database_breaker(&config);
     let options = StoreOptions::default()
@@ -254,7 +256,7 @@ async fn open_database_breaker_keeps_the_queue_in_memory_until_it_closes() {
 
 #[tokio::test]
 async fn cache_upserts_by_upstream_and_path() {
-    let dir = TempDir::new("cache");
+    let dir = TempDir::new();
     let store = open(&dir.sqlite_url("c.db")).await;
     let response = |body: &'static str| CachedResponse {
         upstream: "tmdb".into(),
@@ -281,7 +283,7 @@ async fn cache_upserts_by_upstream_and_path() {
 
 #[tokio::test]
 async fn breaker_transitions_are_recorded() {
-    let dir = TempDir::new("history");
+    let dir = TempDir::new();
     let store = open(&dir.sqlite_url("h.db")).await;
     let plex = Breaker::new("plex", BreakerConfig::default());
     let tripped = plex.trip().expect("closed -> open");
@@ -353,7 +355,7 @@ fn enqueued_requests_survive_kill_9() {
         }
     }
 
-    let dir = TempDir::new("kill9");
+    let dir = TempDir::new();
     let url = dir.sqlite_url("crash.db");
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)

@@ -7,6 +7,7 @@
 
 mod metrics_support;
 mod proxy_support;
+mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -7,3 +7,7 @@ pub mod classify;
 pub mod flapping;
 pub mod load;
 pub mod process;
+
+// The helpers every test target shares (chaos.rs declares only this module).
+#[path = "../support/mod.rs"]
+mod support;

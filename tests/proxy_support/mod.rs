@@ -296,19 +296,3 @@ pub fn assert_error(body: &Bytes, code: &str) {
     assert_eq!(object["error"], code, "{value}");
     assert!(object["message"].is_string());
 }
-
-/// Polls `check` until it holds or `limit` passes (real servers, real time).
-pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = std::time::Instant::now();
-    while started.elapsed() < limit {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
-}

@@ -2,17 +2,17 @@
 //! `postgres` user, since initdb refuses root), listening on a free 127.0.0.1 port, stopped and
 //! removed on drop. `stop()` and `start()` on the same data folder simulate an outage.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::ports::free_port;
+use super::temp_dir::TempDir;
 
 /// A PostgreSQL server owned by one test.
 #[derive(Debug)]
 pub struct PgServer {
     bin: PathBuf,
-    dir: PathBuf,
+    dir: TempDir,
     port: u16,
     running: bool,
 }
@@ -22,9 +22,9 @@ impl PgServer {
     /// with what to do if the server binaries are missing or the server does not start.
     pub fn new() -> PgServer {
         let bin = find_bin();
-        let dir = temp_dir();
-        run(Command::new("chown").arg("postgres").arg(&dir));
-        let data = dir.join("data");
+        let dir = TempDir::new();
+        run(Command::new("chown").arg("postgres").arg(&dir.0));
+        let data = dir.0.join("data");
         run(as_postgres(&bin.join("initdb")).arg("-D").arg(&data).args([
             "-A",
             "trust",
@@ -57,13 +57,13 @@ impl PgServer {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
-            self.dir.display()
+            self.dir.0.display()
         );
         run(as_postgres(&self.bin.join("pg_ctl"))
             .arg("-D")
-            .arg(self.dir.join("data"))
+            .arg(self.dir.0.join("data"))
             .arg("-l")
-            .arg(self.dir.join("log"))
+            .arg(self.dir.0.join("log"))
             .args(["-w", "-t", "60", "-o", &options, "start"]));
         self.running = true;
     }
@@ -75,7 +75,7 @@ impl PgServer {
         }
         run(as_postgres(&self.bin.join("pg_ctl"))
             .arg("-D")
-            .arg(self.dir.join("data"))
+            .arg(self.dir.0.join("data"))
             .args(["-m", "fast", "-w", "stop"]));
         self.running = false;
     }
@@ -87,11 +87,11 @@ impl Drop for PgServer {
             // Not `run`: panicking in drop during a failing test would abort the whole binary.
             let _ = as_postgres(&self.bin.join("pg_ctl"))
                 .arg("-D")
-                .arg(self.dir.join("data"))
+                .arg(self.dir.0.join("data"))
                 .args(["-m", "immediate", "-w", "stop"])
                 .output();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // `dir` (a TempDir) is removed after this, once the server has stopped.
     }
 }
 
@@ -136,25 +136,4 @@ fn run(command: &mut Command) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-fn temp_dir() -> PathBuf {
-    static COUNT: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let name = format!(
-        "bbpg-{}-{nanos}-{}",
-        std::process::id(),
-        COUNT.fetch_add(1, Ordering::Relaxed)
-    );
-    let dir = std::env::temp_dir().join(name);
-    std::fs::create_dir_all(&dir).expect("create a temporary folder");
-    dir
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
 }

@@ -1,8 +1,7 @@
 //! Store fixtures: configuration, queued requests, a recording `Deliver`, bounded waiting.
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use breakerbox::Breaker;
 use breakerbox::config::{self, DATABASE_BREAKER, StoreConfig};
@@ -86,46 +85,6 @@ impl Deliver for Recorder {
         self.seen.lock().expect("lock").push(request.clone());
         let answer = self.script.lock().expect("lock").pop();
         Box::pin(async move { answer.unwrap_or(Delivery::Delivered { status: 200 }) })
-    }
-}
-
-/// Polls `condition` every 20 ms until it holds; panics with `what` after `limit`.
-pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !condition().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A temporary folder removed on drop.
-#[derive(Debug)]
-pub struct TempDir(pub std::path::PathBuf);
-
-impl TempDir {
-    /// A fresh, empty folder under the system's temporary folder.
-    pub fn new(label: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("bb-{label}-{}", Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).expect("create a temporary folder");
-        TempDir(dir)
-    }
-
-    /// `sqlite://` URL of `file` in this folder.
-    pub fn sqlite_url(&self, file: &str) -> String {
-        format!("sqlite://{}", self.0.join(file).display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
