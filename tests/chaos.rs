@@ -199,14 +199,18 @@ async fn every_answer_under_chaos_is_the_upstreams_a_fallback_or_a_json_503() {
         })
     };
 
-    // The schedule, `passes` times; the RSS after the first pass is the warmed-up figure.
+    // The schedule, `passes` times. The warmed-up RSS is taken after a quarter of the passes
+    // (the first one at least): SQLite's per-connection caches and the malloc arenas of its
+    // threads fill for the first minutes (2 in the release soak), so the bound asserts the
+    // plateau over the last three quarters of the run.
+    let warm_after = (passes / 4).max(1) - 1;
     let mut warm_rss = None;
     for n in 0..passes {
         for (phase, ms) in SCHEDULE {
             upstream.set(*phase);
             tokio::time::sleep(Duration::from_millis(*ms)).await;
         }
-        if n == 0 {
+        if n == warm_after {
             warm_rss = rss_kib(gateway_pid);
         }
     }
@@ -317,7 +321,10 @@ async fn every_answer_under_chaos_is_the_upstreams_a_fallback_or_a_json_503() {
         fates(|f| matches!(f, PostFate::Queued(_))),
         fates(|f| matches!(f, PostFate::Refused)),
     );
-    println!("RSS after pass 1: {warm_rss:?} KiB; at the end: {end_rss:?} KiB; series (s, KiB):");
+    let warm_pass = warm_after + 1;
+    println!(
+        "RSS after pass {warm_pass}: {warm_rss:?} KiB; at the end: {end_rss:?} KiB; series (s, KiB):"
+    );
     for (at, kib, [anon, file, shmem], db) in &observed.rss {
         println!("  rss {at:>5} {kib} anon {anon} file {file} shmem {shmem} db {db}");
     }
