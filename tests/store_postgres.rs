@@ -192,3 +192,18 @@ async fn cache_and_history_use_the_same_tables_on_postgres() {
         ("closed", "open")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_requests_are_pruned_past_retention_or_beyond_the_newest_kept() {
+    let pg = PgServer::new();
+    let config = store_config(&pg.url());
+    support::store::check_finished_pruning(|options| {
+        let config = config.clone();
+        async move {
+            Store::connect_with(&config, database_breaker(&config), options)
+                .await
+                .expect("connect")
+        }
+    })
+    .await;
+}

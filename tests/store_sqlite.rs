@@ -387,3 +387,19 @@ fn enqueued_requests_survive_kill_9() {
         }
     });
 }
+
+#[tokio::test]
+async fn finished_requests_are_pruned_past_retention_or_beyond_the_newest_kept() {
+    let dir = TempDir::new("prune");
+    let url = dir.sqlite_url("q.db");
+    let config = store_config(&url);
+    support::store::check_finished_pruning(|options| {
+        let config = config.clone();
+        async move {
+            Store::connect_with(&config, database_breaker(&config), options)
+                .await
+                .expect("open the SQLite store")
+        }
+    })
+    .await;
+}

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use tokio::sync::{Notify, watch};
@@ -51,6 +51,9 @@ pub struct RequestQueue {
     owed: Mutex<Vec<(Uuid, Owed, u32)>>,
     /// How often a replayer runs even when nobody wakes it.
     every: Duration,
+    /// When finished requests were last pruned: at most once a second, however often
+    /// replayers are woken.
+    pruned_at: Mutex<Option<Instant>>,
 }
 
 impl RequestQueue {
@@ -61,6 +64,7 @@ impl RequestQueue {
             closed: AtomicBool::new(false),
             owed: Mutex::new(Vec::new()),
             every: Duration::from_secs(5),
+            pruned_at: Mutex::new(None),
         }
     }
 
@@ -130,6 +134,20 @@ impl RequestQueue {
         Ok(report)
     }
 
+    async fn prune_finished(&self) -> Result<u64, StoreError> {
+        {
+            let mut pruned_at = self
+                .pruned_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if pruned_at.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+                return Ok(0);
+            }
+            *pruned_at = Some(Instant::now());
+        }
+        self.store.prune_finished().await
+    }
+
     async fn settle_owed(&self) -> Result<(), StoreError> {
         loop {
             let Some((id, owed, attempts)) = self.owed().last().cloned() else {
@@ -195,7 +213,8 @@ impl Replayer {
 }
 
 /// Starts a task that replays `upstream`'s queue through `deliver` when woken and every
-/// [`replay_every`](RequestQueue::replay_every). It ends once `shutdown` holds `true` (or its
+/// [`replay_every`](RequestQueue::replay_every), then prunes finished requests
+/// ([`Store::prune_finished`]). It ends once `shutdown` holds `true` (or its
 /// sender is gone), after the delivery under way, so no delivered request goes unrecorded.
 pub fn spawn_replayer(
     queue: Arc<RequestQueue>,
@@ -216,6 +235,12 @@ pub fn spawn_replayer(
                 }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(%upstream, error = %e, "queue replay postponed"),
+            }
+            // Finished requests are kept for a while (listed by /admin/queue), not forever.
+            match queue.prune_finished().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(pruned = n, "finished queued requests deleted"),
+                Err(e) => tracing::debug!(error = %e, "pruning finished queued requests postponed"),
             }
             tokio::select! {
                 _ = woken.notified() => {}

@@ -35,7 +35,14 @@ pub(super) use on_db;
 
 /// The migrations, in order. Each file is applied once; sqlx records them in `_sqlx_migrations`
 /// and, on PostgreSQL, holds an advisory lock so replicas starting together do not race.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (
+        2,
+        "queue_finished_at",
+        include_str!("migrations/0002_queue_finished_at.sql"),
+    ),
+];
 
 fn migrator() -> Migrator {
     let migrations = MIGRATIONS

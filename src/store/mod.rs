@@ -46,6 +46,12 @@ pub struct StoreOptions {
     pub claim_lease: Duration,
     /// How often the background task retries the database while degraded (1 s).
     pub retry_interval: Duration,
+    /// How long a finished (e.g. delivered) request stays in the queue table, listed by
+    /// `GET /admin/queue`, before it is deleted (1 h).
+    pub finished_retention: Duration,
+    /// Most finished requests kept regardless of age (10,000), so a busy queue's table stays
+    /// bounded; the newest are kept.
+    pub finished_keep: usize,
 }
 
 impl Default for StoreOptions {
@@ -54,6 +60,8 @@ impl Default for StoreOptions {
             buffer_capacity: 10_000,
             claim_lease: Duration::from_secs(60),
             retry_interval: Duration::from_secs(1),
+            finished_retention: Duration::from_secs(3600),
+            finished_keep: 10_000,
         }
     }
 }
@@ -74,6 +82,18 @@ impl StoreOptions {
     /// Sets [`retry_interval`](Self::retry_interval).
     pub fn retry_interval(mut self, interval: Duration) -> Self {
         self.retry_interval = interval;
+        self
+    }
+
+    /// Sets [`finished_retention`](Self::finished_retention).
+    pub fn finished_retention(mut self, retention: Duration) -> Self {
+        self.finished_retention = retention;
+        self
+    }
+
+    /// Sets [`finished_keep`](Self::finished_keep).
+    pub fn finished_keep(mut self, keep: usize) -> Self {
+        self.finished_keep = keep;
         self
     }
 }
@@ -111,6 +131,8 @@ struct Inner {
     buffer: Mutex<VecDeque<QueuedRequest>>,
     /// Only one writer drains the buffer at a time, so it is written back in order.
     flushing: tokio::sync::Mutex<()>,
+    /// One pruner of finished requests at a time (every upstream's replayer asks).
+    pruning: tokio::sync::Mutex<()>,
     /// Wakes the background task (buffer grew, or someone asks for a retry).
     wake: Arc<Notify>,
 }
@@ -145,6 +167,7 @@ impl Store {
             unreachable: AtomicBool::new(false),
             buffer: Mutex::new(VecDeque::new()),
             flushing: tokio::sync::Mutex::new(()),
+            pruning: tokio::sync::Mutex::new(()),
             wake: Arc::new(Notify::new()),
         });
         let store = Store { inner };

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use breakerbox::Breaker;
 use breakerbox::config::{self, DATABASE_BREAKER, StoreConfig};
 use breakerbox::fallback::{Deliver, Delivery, QueueStatus, QueuedRequest};
-use breakerbox::store::Store;
+use breakerbox::store::{Store, StoreOptions};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
@@ -94,4 +94,73 @@ pub async fn open(url: &str) -> Store {
     Store::connect(&config, database_breaker(&config))
         .await
         .expect("open the SQLite store")
+}
+
+/// Finished requests are pruned beyond the newest `keep` and past the retention; pending ones
+/// never are. `connect` opens the same database with the options it is given.
+pub async fn check_finished_pruning<F, Fut>(connect: F)
+where
+    F: Fn(StoreOptions) -> Fut,
+    Fut: Future<Output = Store>,
+{
+    let keep = 3;
+    let store = connect(StoreOptions::default().finished_keep(keep)).await;
+    let reqs: Vec<_> = (0..7).map(|n| request("pruned", n)).collect();
+    for r in &reqs {
+        store.enqueue(r.clone()).await.expect("enqueue");
+    }
+    let mut finished = Vec::new();
+    for _ in 0..5 {
+        let r = store
+            .claim_next("pruned")
+            .await
+            .expect("claim")
+            .expect("one");
+        store
+            .finish(r.id, &QueueStatus::Delivered { status: 200 }, 1)
+            .await
+            .expect("finish");
+        finished.push(r.id);
+    }
+    // Within the retention: only the finished requests beyond the newest `keep` go.
+    assert_eq!(store.prune_finished().await.expect("prune"), 2);
+    assert_eq!(store.prune_finished().await.expect("prune again"), 0);
+    let listed: Vec<Uuid> = store
+        .queue_entries(100)
+        .await
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    let mut expected: Vec<Uuid> = reqs[5..].iter().map(|r| r.id).collect();
+    expected.extend(finished[2..].iter().rev());
+    assert_eq!(
+        listed, expected,
+        "pending ones, then the newest finished ones"
+    );
+
+    // Past a 1 ms retention every finished request goes; the pending ones stay, in order.
+    let short = connect(StoreOptions::default().finished_retention(Duration::from_millis(1))).await;
+    let probe = short.clone();
+    wait_until("finished requests pruned", Duration::from_secs(10), || {
+        let store = probe.clone();
+        async move {
+            store.prune_finished().await.expect("prune");
+            store.queue_entries(100).await.len() == 2
+        }
+    })
+    .await;
+    let pending: Vec<Uuid> = short
+        .queue_entries(100)
+        .await
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(pending, vec![reqs[5].id, reqs[6].id]);
+    assert_eq!(short.queue_depth().await["pruned"], 2);
+    let next = short
+        .claim_next("pruned")
+        .await
+        .expect("claim")
+        .expect("one");
+    assert_eq!(next.id, reqs[5].id);
 }
