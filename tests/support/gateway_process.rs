@@ -12,7 +12,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_breakerbox");
 pub const START_LIMIT: Duration = Duration::from_secs(30);
 
 /// `breakerbox` without the test's `BREAKERBOX_*` variables: the gateway reads each one as a
-/// configuration override (the soak's `BREAKERBOX_CHAOS_SECS` included), so it gets only what
+/// configuration override, so it gets only what
 /// the test sets.
 pub fn command() -> Command {
     let mut command = Command::new(BIN);
