@@ -390,7 +390,7 @@ fn enqueued_requests_survive_kill_9() {
 
 #[tokio::test]
 async fn finished_requests_are_pruned_past_retention_or_beyond_the_newest_kept() {
-    let dir = TempDir::new("prune");
+    let dir = TempDir::new();
     let url = dir.sqlite_url("q.db");
     let config = store_config(&url);
     support::store::check_finished_pruning(|options| {

@@ -12,8 +12,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_breakerbox");
 pub const START_LIMIT: Duration = Duration::from_secs(30);
 
 /// `breakerbox` without the test's `BREAKERBOX_*` variables: the gateway reads each one as a
-/// configuration override, so it gets only what
-/// the test sets.
+/// configuration override, so it gets only what the test sets.
 pub fn command() -> Command {
     let mut command = Command::new(BIN);
     for (name, _) in std::env::vars_os() {

@@ -1,7 +1,7 @@
 //! Store fixtures: configuration, queued requests, a recording `Deliver`, bounded waiting.
 
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use breakerbox::Breaker;
 use breakerbox::config::{self, DATABASE_BREAKER, StoreConfig};
@@ -10,6 +10,8 @@ use breakerbox::store::{Store, StoreOptions};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
+
+use super::wait::wait_until;
 
 /// `[store]` for `url`: trips after 1 failure, probes again after 200 ms, 2 s per call.
 pub fn store_config(url: &str) -> StoreConfig {
