@@ -172,24 +172,20 @@ async fn handle(State(up): State<TestUpstream>, request: Request<Body>) -> Respo
 
 /// A server that reads a request and closes the connection without answering; counts them.
 pub async fn closing_upstream() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&hits);
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            counter.fetch_add(1, SeqCst);
-            let mut buf = [0u8; 4096];
-            let _ = socket.read(&mut buf).await;
-            drop(socket);
-        }
-    });
-    (format!("http://{addr}"), hits)
+    cutting_upstream(b"", false).await
 }
 
 /// A server that reads a request, sends a 200 head declaring 64 bytes and 10 of them, then
 /// resets the connection (SO_LINGER 0); counts them.
 pub async fn truncating_upstream() -> (String, Arc<AtomicUsize>) {
+    let partial: &[u8] =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 64\r\n\r\n0123456789";
+    cutting_upstream(partial, true).await
+}
+
+/// A server that reads each request, writes `partial` and ends the connection (with a reset
+/// when `reset`); counts the connections.
+async fn cutting_upstream(partial: &'static [u8], reset: bool) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let hits = Arc::new(AtomicUsize::new(0));
@@ -199,11 +195,11 @@ pub async fn truncating_upstream() -> (String, Arc<AtomicUsize>) {
             counter.fetch_add(1, SeqCst);
             let mut buf = [0u8; 4096];
             let _ = socket.read(&mut buf).await;
-            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 64\r\n\r\n";
-            let _ = socket.write_all(head.as_bytes()).await;
-            let _ = socket.write_all(b"0123456789").await;
+            let _ = socket.write_all(partial).await;
             let _ = socket.flush().await;
-            let _ = socket.set_zero_linger();
+            if reset {
+                let _ = socket.set_zero_linger();
+            }
         }
     });
     (format!("http://{addr}"), hits)
