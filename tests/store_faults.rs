@@ -318,6 +318,40 @@ impl Gateway {
         );
         started.elapsed()
     }
+
+    /// Waits until `b` has every `accepted` request and every row `rows` reads is delivered,
+    /// then asserts each was delivered exactly once. Answers how long the first wait took.
+    async fn await_replayed_once<F, Fut>(
+        &self,
+        b: &Upstream,
+        accepted: &BTreeSet<String>,
+        rows: F,
+    ) -> Duration
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Vec<(String, String)>>,
+    {
+        let replayed_after = self
+            .wait_for("every queued request replayed", || async {
+                accepted
+                    .iter()
+                    .all(|tag| b.posts_by_tag().contains_key(tag))
+            })
+            .await;
+        self.wait_for("no request left pending", || {
+            let rows = rows();
+            async move { rows.await.iter().all(|(_, s)| s == "delivered") }
+        })
+        .await;
+        // Every row is finished: nothing can be sent again from here on.
+        let delivered = b.posts_by_tag();
+        let twice: Vec<_> = delivered.iter().filter(|(_, n)| **n != 1).collect();
+        assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+        let tags: BTreeSet<String> = delivered.into_keys().collect();
+        assert_eq!(&tags, accepted, "b received exactly the accepted requests");
+        assert_rows(&rows().await, accepted, "delivered");
+        replayed_after
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -635,24 +669,8 @@ async fn outage_run(outage: &mut impl Outage) -> Figures {
     // b comes up: every accepted request is delivered, once.
     let b = down.up();
     let replayed_after = gateway
-        .wait_for("every queued request replayed", || async {
-            accepted
-                .iter()
-                .all(|tag| b.posts_by_tag().contains_key(tag))
-        })
+        .await_replayed_once(&b, &accepted, || outage.rows())
         .await;
-    gateway
-        .wait_for("no request left pending", || async {
-            outage.rows().await.iter().all(|(_, s)| s == "delivered")
-        })
-        .await;
-    // Every row is finished: nothing can be sent again from here on.
-    let delivered = b.posts_by_tag();
-    let twice: Vec<_> = delivered.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
-    let tags: BTreeSet<String> = delivered.into_keys().collect();
-    assert_eq!(tags, accepted, "b received exactly the accepted requests");
-    assert_rows(&outage.rows().await, &accepted, "delivered");
     // The trickle sent b's requests one after the other: the replay keeps that order.
     let mut in_order: Vec<&String> = accepted.iter().collect();
     in_order.sort_by_key(|tag| tag.trim_start_matches("order-").parse::<u32>().unwrap_or(0));
@@ -823,27 +841,10 @@ async fn sigkill_with_postgres_loses_no_queued_request() {
         .await;
 
     let b = down.up();
+    let url = pg.url();
     let replayed_after = gateway
-        .wait_for("every queued request replayed", || async {
-            accepted
-                .iter()
-                .all(|tag| b.posts_by_tag().contains_key(tag))
-        })
+        .await_replayed_once(&b, &accepted, || pg_rows(&url))
         .await;
-    gateway
-        .wait_for("no request left pending", || async {
-            pg_rows(&pg.url())
-                .await
-                .iter()
-                .all(|(_, s)| s == "delivered")
-        })
-        .await;
-    let delivered = b.posts_by_tag();
-    let twice: Vec<_> = delivered.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
-    let tags: BTreeSet<String> = delivered.into_keys().collect();
-    assert_eq!(tags, accepted, "b received exactly the accepted requests");
-    assert_rows(&pg_rows(&pg.url()).await, &accepted, "delivered");
     println!(
         "SIGKILL with PostgreSQL: {count} queued, all replayed once {replayed_after:?} after b came up"
     );
