@@ -635,6 +635,8 @@ async fn outage_run(outage: &mut impl Outage) -> Figures {
     // The operator's view still answers, from memory.
     let queue = gateway.admin_queue().await;
     assert_eq!(queue["meta"]["store_degraded"], true, "{queue}");
+    // The depth counts only memory then, and says so: not to be read as the whole queue.
+    assert_eq!(queue["meta"]["pending_complete"], false, "{queue}");
     let listed = queue["data"]["b"].as_array().map_or(0, Vec::len);
     assert!(
         listed >= 1,

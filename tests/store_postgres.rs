@@ -67,7 +67,10 @@ async fn two_replicas_claim_concurrently_and_take_each_request_once() {
     for r in &reqs {
         one.enqueue(r.clone()).await.expect("enqueue");
     }
-    assert_eq!(two.queue_depth().await.get("qbittorrent"), Some(&60));
+    assert_eq!(
+        two.queue_depth().await.pending.get("qbittorrent"),
+        Some(&60)
+    );
     let drain = |store: Store| {
         tokio::spawn(async move {
             let mut taken = Vec::new();
@@ -91,7 +94,7 @@ async fn two_replicas_claim_concurrently_and_take_each_request_once() {
         b.len()
     );
     assert_eq!(unique, reqs.iter().map(|r| r.id).collect());
-    assert!(!one.queue_depth().await.contains_key("qbittorrent"));
+    assert!(!one.queue_depth().await.pending.contains_key("qbittorrent"));
     let stats = one.pool_stats();
     assert!(stats.active + stats.idle >= 1, "{stats:?}");
 }
@@ -111,12 +114,18 @@ async fn an_outage_keeps_the_queue_in_memory_and_replays_it_once_after() {
         assert_eq!(store.enqueue(r.clone()).await, Ok(Durability::Memory));
     }
     assert!(store.is_degraded());
-    assert_eq!(store.queue_depth().await.get("qbittorrent"), Some(&5));
+    assert_eq!(
+        store.queue_depth().await.pending.get("qbittorrent"),
+        Some(&5)
+    );
     assert!(store.claim_next("qbittorrent").await.is_err());
 
     pg.start();
     wait_healthy(&store).await;
-    assert_eq!(store.queue_depth().await.get("qbittorrent"), Some(&8));
+    assert_eq!(
+        store.queue_depth().await.pending.get("qbittorrent"),
+        Some(&8)
+    );
 
     let queue = RequestQueue::new(store);
     let deliver = Recorder::scripted(Vec::new());

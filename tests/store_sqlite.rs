@@ -24,7 +24,7 @@ async fn queue_claims_oldest_first_and_records_outcomes() {
         assert_eq!(store.enqueue(r.clone()).await, Ok(Durability::Stored));
     }
     store.enqueue(request("other", 9)).await.expect("enqueue");
-    let depth = store.queue_depth().await;
+    let depth = store.queue_depth().await.pending;
     assert_eq!((depth["qbittorrent"], depth["other"]), (3, 1));
 
     let first = store
@@ -82,7 +82,10 @@ async fn queue_claims_oldest_first_and_records_outcomes() {
     );
     assert!(statuses.contains(&(reqs[0].id, QueueStatus::Delivered { status: 201 })));
     assert!(statuses.contains(&(reqs[1].id, failed)));
-    assert_eq!(store.queue_depth().await.get("qbittorrent"), Some(&1));
+    assert_eq!(
+        store.queue_depth().await.pending.get("qbittorrent"),
+        Some(&1)
+    );
 }
 
 /// A replica whose claim lease ran out (another replica took the request over) and that gives
@@ -219,7 +222,7 @@ async fn open_database_breaker_keeps_the_queue_in_memory_until_it_closes() {
         Err(QueueError::Full { capacity: 3 })
     );
     assert_eq!(
-        store.queue_depth().await.get("qbittorrent"),
+        store.queue_depth().await.pending.get("qbittorrent"),
         Some(&3),
         "memory only"
     );
@@ -240,7 +243,10 @@ async fn open_database_breaker_keeps_the_queue_in_memory_until_it_closes() {
         async move { !store.is_degraded() }
     })
     .await;
-    assert_eq!(store.queue_depth().await.get("qbittorrent"), Some(&4));
+    assert_eq!(
+        store.queue_depth().await.pending.get("qbittorrent"),
+        Some(&4)
+    );
     let mut order = vec![stored.id];
     order.extend(buffered.iter().map(|r| r.id));
     for id in order {

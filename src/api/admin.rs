@@ -154,7 +154,10 @@ pub(super) async fn queue(State(gateway): State<Arc<Gateway>>, headers: HeaderMa
         "data": by_upstream,
         "meta": {
             "timestamp": timestamp(SystemTime::now()),
-            "pending": depth,
+            "pending": depth.pending,
+            // `false` while the database could not be asked: `pending` then counts only the
+            // requests held in memory.
+            "pending_complete": depth.complete,
             "store_degraded": gateway.store().is_degraded(),
         },
     })))

@@ -32,6 +32,7 @@ mod tests;
 
 pub use error::StoreError;
 pub use history::TransitionRecord;
+pub use queue::QueueDepth;
 
 use db::Db;
 

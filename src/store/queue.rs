@@ -296,12 +296,14 @@ impl Store {
             .collect()
     }
 
-    /// Pending requests per upstream, the memory buffer included. While the database is
-    /// unavailable only the memory buffer is counted.
-    pub async fn queue_depth(&self) -> BTreeMap<String, u64> {
-        let mut depth = BTreeMap::new();
+    /// Pending requests per upstream, the memory buffer included. While the database cannot
+    /// be asked (down, its breaker open, or too slow) only the memory buffer is counted and
+    /// the figure says so ([`QueueDepth::complete`] is `false`): a reader must not take that
+    /// for an empty queue.
+    pub async fn queue_depth(&self) -> QueueDepth {
+        let mut pending = BTreeMap::new();
         for r in self.buffer().iter() {
-            *depth.entry(r.upstream.clone()).or_insert(0) += 1;
+            *pending.entry(r.upstream.clone()).or_insert(0) += 1;
         }
         let query = async {
             on_db!(&self.inner.db, |pool| {
@@ -310,16 +312,30 @@ impl Store {
                 rows
             })
         };
-        match self.call("queue_depth", query).await {
+        let complete = match self.call("queue_depth", query).await {
             Ok(rows) => {
                 for (upstream, n) in rows {
-                    *depth.entry(upstream).or_insert(0) += u64::try_from(n).unwrap_or(0);
+                    *pending.entry(upstream).or_insert(0) += u64::try_from(n).unwrap_or(0);
                 }
+                true
             }
-            Err(e) => tracing::debug!(error = %e, "queue depth limited to the memory buffer"),
-        }
-        depth
+            Err(e) => {
+                tracing::debug!(error = %e, "queue depth limited to the memory buffer");
+                false
+            }
+        };
+        QueueDepth { pending, complete }
     }
+}
+
+/// How many requests wait for replay, per upstream ([`Store::queue_depth`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QueueDepth {
+    /// Pending requests per upstream (upstreams with none are absent).
+    pub pending: BTreeMap<String, u64>,
+    /// Whether the database's pending rows are counted; `false` when only the memory buffer
+    /// could be.
+    pub complete: bool,
 }
 
 fn contains(entries: &[QueuedRequest], r: &QueuedRequest) -> bool {

@@ -23,9 +23,12 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 impl Telemetry {
     /// Reads every breaker's snapshot, the queue depth and the store's state into the gauges.
     pub async fn refresh(&self, gateway: &Gateway) {
+        // A partial count (the database not asked) would show the queue emptier than it is.
         let depth = tokio::time::timeout(QUEUE_DEPTH_WAIT, gateway.store().queue_depth())
             .await
-            .ok();
+            .ok()
+            .filter(|depth| depth.complete)
+            .map(|depth| depth.pending);
         self.inner
             .metrics
             .refresh(&gateway.snapshots(), depth.as_ref());

@@ -158,7 +158,7 @@ where
         .map(|r| r.id)
         .collect();
     assert_eq!(pending, vec![reqs[5].id, reqs[6].id]);
-    assert_eq!(short.queue_depth().await["pruned"], 2);
+    assert_eq!(short.queue_depth().await.pending["pruned"], 2);
     let next = short
         .claim_next("pruned")
         .await

@@ -1,10 +1,10 @@
-//! A temporary folder for one test, removed on drop.
+//! A temporary folder for one test, removed on drop unless the test failed.
 
 use std::path::PathBuf;
 
 use uuid::Uuid;
 
-/// A temporary folder removed on drop.
+/// A temporary folder removed on drop (kept, and named on stderr, when the test panicked).
 #[derive(Debug)]
 pub struct TempDir(pub PathBuf);
 
@@ -28,6 +28,11 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // A failed test's files (database, logs) are what explains the failure.
+        if std::thread::panicking() {
+            eprintln!("kept {} for inspection", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
