@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use breakerbox::fallback::queue::{RequestQueue, spawn_replayer};
 use breakerbox::fallback::{Delivery, Durability, Enqueue, QueueError, QueueStatus};
-use support::store::{Recorder, open, request};
+use breakerbox::store::StoreOptions;
+use support::store::{Recorder, open, open_with, request};
 use support::temp_dir::TempDir;
 use support::wait::wait_until;
 
@@ -80,6 +81,40 @@ async fn replay_delivers_in_order_and_stops_at_the_first_failure() {
         queue.enqueue(request("qbittorrent", 9)).await,
         Err(QueueError::ShuttingDown)
     );
+}
+
+#[tokio::test]
+async fn a_long_replay_prunes_finished_requests_as_it_goes() {
+    let dir = TempDir::new();
+    let keep = 2;
+    let store = open_with(
+        &dir.sqlite_url("p.db"),
+        StoreOptions::default().finished_keep(keep),
+    )
+    .await;
+    // Every delivery may prune: the replay itself keeps the finished rows down, not only
+    // the replayer's cycle after it.
+    let queue = RequestQueue::new(store).prune_every(Duration::ZERO);
+    for n in 0..8 {
+        queue
+            .enqueue(request("qbittorrent", n))
+            .await
+            .expect("enqueue");
+    }
+    let deliver = Recorder::scripted(Vec::new());
+    let report = queue
+        .replay("qbittorrent", &*deliver)
+        .await
+        .expect("replay");
+    assert_eq!(report.delivered, 8);
+    let finished = queue
+        .store()
+        .queue_entries(100)
+        .await
+        .iter()
+        .filter(|e| e.status != QueueStatus::Pending)
+        .count();
+    assert_eq!(finished, keep, "finished rows left after the replay");
 }
 
 #[tokio::test]

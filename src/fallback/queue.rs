@@ -51,9 +51,10 @@ pub struct RequestQueue {
     owed: Mutex<Vec<(Uuid, Owed, u32)>>,
     /// How often a replayer runs even when nobody wakes it.
     every: Duration,
-    /// When finished requests were last pruned: at most once a second, however often
-    /// replayers are woken.
+    /// When finished requests were last pruned: at most once per `prune_every`, however
+    /// often replayers are woken or requests delivered.
     pruned_at: Mutex<Option<Instant>>,
+    prune_every: Duration,
 }
 
 impl RequestQueue {
@@ -65,12 +66,19 @@ impl RequestQueue {
             owed: Mutex::new(Vec::new()),
             every: Duration::from_secs(5),
             pruned_at: Mutex::new(None),
+            prune_every: Duration::from_secs(1),
         }
     }
 
     /// Sets how often replayers run unprompted.
     pub fn replay_every(mut self, every: Duration) -> Self {
         self.every = every;
+        self
+    }
+
+    /// Sets how often finished requests are pruned at most (1 s by default).
+    pub fn prune_every(mut self, every: Duration) -> Self {
+        self.prune_every = every;
         self
     }
 
@@ -117,6 +125,9 @@ impl RequestQueue {
                         return Err(e);
                     }
                     report.delivered += 1;
+                    // A long drain finishes thousands of requests a second; pruning only after
+                    // it would let them pile up meanwhile (at most once per `prune_every`).
+                    self.prune_finished_quietly().await;
                 }
                 stopped @ (Delivery::Rejected | Delivery::Failed { .. }) => {
                     if let Delivery::Failed { reason } = &stopped {
@@ -140,12 +151,20 @@ impl RequestQueue {
                 .pruned_at
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if pruned_at.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            if pruned_at.is_some_and(|at| at.elapsed() < self.prune_every) {
                 return Ok(0);
             }
             *pruned_at = Some(Instant::now());
         }
         self.store.prune_finished().await
+    }
+
+    async fn prune_finished_quietly(&self) {
+        match self.prune_finished().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(pruned = n, "finished queued requests deleted"),
+            Err(e) => tracing::debug!(error = %e, "pruning finished queued requests postponed"),
+        }
     }
 
     async fn settle_owed(&self) -> Result<(), StoreError> {
@@ -213,8 +232,8 @@ impl Replayer {
 }
 
 /// Starts a task that replays `upstream`'s queue through `deliver` when woken and every
-/// [`replay_every`](RequestQueue::replay_every), then prunes finished requests
-/// ([`Store::prune_finished`]). It ends once `shutdown` holds `true` (or its
+/// [`replay_every`](RequestQueue::replay_every), pruning finished requests
+/// ([`Store::prune_finished`]) as it goes and after each run. It ends once `shutdown` holds `true` (or its
 /// sender is gone), after the delivery under way, so no delivered request goes unrecorded.
 pub fn spawn_replayer(
     queue: Arc<RequestQueue>,
@@ -237,11 +256,7 @@ pub fn spawn_replayer(
                 Err(e) => tracing::debug!(%upstream, error = %e, "queue replay postponed"),
             }
             // Finished requests are kept for a while (listed by /admin/queue), not forever.
-            match queue.prune_finished().await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(pruned = n, "finished queued requests deleted"),
-                Err(e) => tracing::debug!(error = %e, "pruning finished queued requests postponed"),
-            }
+            queue.prune_finished_quietly().await;
             tokio::select! {
                 _ = woken.notified() => {}
                 _ = tokio::time::sleep(queue.every) => {}

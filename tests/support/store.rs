@@ -92,8 +92,13 @@ impl Deliver for Recorder {
 
 /// A store on the SQLite database at `url`, guarded by its own `database` breaker.
 pub async fn open(url: &str) -> Store {
+    open_with(url, StoreOptions::default()).await
+}
+
+/// [`open`] with `options`.
+pub async fn open_with(url: &str, options: StoreOptions) -> Store {
     let config = store_config(url);
-    Store::connect(&config, database_breaker(&config))
+    Store::connect_with(&config, database_breaker(&config), options)
         .await
         .expect("open the SQLite store")
 }
