@@ -200,11 +200,11 @@ async fn queued_requests_survive_dropping_and_reopening_the_store() {
 #[tokio::test]
 async fn open_database_breaker_keeps_the_queue_in_memory_until_it_closes() {
     let dir = TempDir::new();
-    let config = store_config(&dir.sqlite_url("b.db"));
+    let mut config = store_config(&dir.sqlite_url("b.db"));
+    // `[store] queue_memory_capacity`, as the gateway passes it on.
+    config.queue_memory_capacity = 3;
     let breaker = database_breaker(&config);
-    let options = StoreOptions::default()
-        .buffer_capacity(3)
-        .retry_interval(Duration::from_millis(50));
+    let options = StoreOptions::from_config(&config).retry_interval(Duration::from_millis(50));
     let store = Store::connect_with(&config, Arc::clone(&breaker), options)
         .await
         .expect("open");

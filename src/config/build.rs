@@ -83,6 +83,9 @@ fn store(
             url: default_url().map_err(internal)?,
             breaker: defaults.breaker.clone(),
             call_timeout: defaults.call_timeout,
+            queue_memory_capacity: StoreConfig::DEFAULT_QUEUE_MEMORY_CAPACITY,
+            queue_finished_retention: StoreConfig::DEFAULT_QUEUE_FINISHED_RETENTION,
+            queue_finished_keep: StoreConfig::DEFAULT_QUEUE_FINISHED_KEEP,
         });
     };
     let url = match r.string("url")? {
@@ -99,6 +102,15 @@ fn store(
         call_timeout: r
             .positive_duration("call_timeout")?
             .unwrap_or(defaults.call_timeout),
+        queue_memory_capacity: r
+            .int("queue_memory_capacity", 1, i64::MAX)?
+            .unwrap_or(StoreConfig::DEFAULT_QUEUE_MEMORY_CAPACITY),
+        queue_finished_retention: r
+            .positive_duration("queue_finished_retention")?
+            .unwrap_or(StoreConfig::DEFAULT_QUEUE_FINISHED_RETENTION),
+        queue_finished_keep: r
+            .int("queue_finished_keep", 0, i64::MAX)?
+            .unwrap_or(StoreConfig::DEFAULT_QUEUE_FINISHED_KEEP),
     })
 }
 

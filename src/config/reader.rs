@@ -191,7 +191,11 @@ impl<'a> Reader<'a> {
                         key,
                         shown,
                         ErrorKind::Invalid,
-                        format!("must be a whole number from {min} to {max}"),
+                        if max == i64::MAX {
+                            format!("must be at least {min}")
+                        } else {
+                            format!("must be a whole number from {min} to {max}")
+                        },
                     )),
                 }
             }

@@ -31,6 +31,15 @@ impl Config {
         let mut store = vec![
             ("url", string(self.store.url.redacted())),
             ("call_timeout", duration(self.store.call_timeout)),
+            (
+                "queue_memory_capacity",
+                int(self.store.queue_memory_capacity),
+            ),
+            (
+                "queue_finished_retention",
+                duration(self.store.queue_finished_retention),
+            ),
+            ("queue_finished_keep", int(self.store.queue_finished_keep)),
         ];
         breaker(&mut store, &self.store.breaker);
         write_table(&mut out, "[store]", &store);

@@ -71,7 +71,13 @@ const SERVER: &[(&str, Kind)] = &[
     ("max_body_bytes", Int),
     ("max_header_bytes", Int),
 ];
-const STORE: &[(&str, Kind)] = &[("url", Str), ("call_timeout", Duration)];
+const STORE: &[(&str, Kind)] = &[
+    ("url", Str),
+    ("call_timeout", Duration),
+    ("queue_memory_capacity", Int),
+    ("queue_finished_retention", Duration),
+    ("queue_finished_keep", Int),
+];
 const ADMIN: &[(&str, Kind)] = &[("tokens", TableArray)];
 const TOKEN: &[(&str, Kind)] = &[
     ("name", Str),

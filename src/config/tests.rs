@@ -138,6 +138,24 @@ fn impossible_values_are_refused_with_their_key() {
             "must be at least 1",
         ),
         (
+            "[store]\nqueue_memory_capacity = 0".into(),
+            "store.queue_memory_capacity",
+            "0",
+            "must be at least 1",
+        ),
+        (
+            "[store]\nqueue_finished_retention = \"0s\"".into(),
+            "store.queue_finished_retention",
+            "\"0s\"",
+            "must be positive",
+        ),
+        (
+            "[store]\nqueue_finished_keep = -1".into(),
+            "store.queue_finished_keep",
+            "-1",
+            "must be at least 0",
+        ),
+        (
             "[store]\nurl = \"mysql://u:hunter2@db/x\"".into(),
             "store.url",
             "\"mysql://u:<redacted>@db/x\"",
@@ -612,6 +630,7 @@ fn the_effective_configuration_round_trips() {
         "[defaults]\nopen_duration_max = \"10m\"\nslow_call_duration = \"1500ms\"\n\
          slow_call_rate_threshold = 80\nhonor_retry_after = true\njitter = 0\n\
          [store]\nurl = \"postgres://gw@127.0.0.1/gw\"\ncall_timeout = \"2s\"\n\
+         queue_memory_capacity = 500\nqueue_finished_retention = \"10m\"\nqueue_finished_keep = 0\n\
          [chaos]\nenabled = true\n[health]\ndetailed_cache = \"0s\"\n\
          [[admin.tokens]]\nname = \"env\"\ntoken_env = \"GW_TOKEN\"\n{BASE}\
          [upstreams.tmdb]\nurl = \"https://api.themoviedb.org/3/\"\nfallback = \"cache\"\n\
@@ -628,6 +647,30 @@ fn the_effective_configuration_round_trips() {
     assert_eq!(again.admin.tokens[0].secret.expose(), "env-secret");
     assert_eq!(again.admin.tokens[1].secret.expose(), REDACTED);
     assert_eq!(without_secrets(again), without_secrets(config));
+}
+
+#[test]
+fn queue_limits_come_from_the_store_section_or_the_environment() {
+    let defaults = load("", &[]).expect("valid").store;
+    assert_eq!(
+        (
+            defaults.queue_memory_capacity,
+            defaults.queue_finished_retention,
+            defaults.queue_finished_keep
+        ),
+        (10_000, Duration::from_secs(3600), 10_000)
+    );
+    let text = "[store]\nqueue_memory_capacity = 250\nqueue_finished_retention = \"15m\"\n";
+    let env = [("BREAKERBOX_STORE_QUEUE_FINISHED_KEEP", "42")];
+    let store = load(text, &env).expect("valid").store;
+    assert_eq!(
+        (
+            store.queue_memory_capacity,
+            store.queue_finished_retention,
+            store.queue_finished_keep
+        ),
+        (250, Duration::from_secs(900), 42)
+    );
 }
 
 #[test]

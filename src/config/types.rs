@@ -65,11 +65,26 @@ pub struct StoreConfig {
     pub breaker: BreakerConfig,
     /// Longest a database call may take (`call_timeout`, default that of `[defaults]`).
     pub call_timeout: Duration,
+    /// Most queued requests held in memory while the database is unavailable
+    /// (`queue_memory_capacity`, default 10,000); beyond it a queued call answers 503.
+    pub queue_memory_capacity: usize,
+    /// How long a finished (delivered) queued request stays listed by `GET /admin/queue` before
+    /// it is deleted (`queue_finished_retention`, default 1 h).
+    pub queue_finished_retention: Duration,
+    /// Most finished queued requests kept whatever their age, the newest
+    /// (`queue_finished_keep`, default 10,000; 0 keeps none).
+    pub queue_finished_keep: usize,
 }
 
 impl StoreConfig {
     /// Default `url`.
     pub const DEFAULT_URL: &str = "sqlite://breakerbox.db";
+    /// Default `queue_memory_capacity`.
+    pub const DEFAULT_QUEUE_MEMORY_CAPACITY: usize = 10_000;
+    /// Default `queue_finished_retention`.
+    pub const DEFAULT_QUEUE_FINISHED_RETENTION: Duration = Duration::from_secs(3600);
+    /// Default `queue_finished_keep`.
+    pub const DEFAULT_QUEUE_FINISHED_KEEP: usize = 10_000;
 }
 
 /// `[admin]`.

@@ -36,7 +36,8 @@ pub use queue::QueueDepth;
 
 use db::Db;
 
-/// Tunables with sensible defaults; [`Store::connect`] uses [`StoreOptions::default`].
+/// Tunables with sensible defaults; [`Store::connect`] takes those `[store]` sets from the
+/// configuration ([`StoreOptions::from_config`]).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct StoreOptions {
@@ -68,6 +69,15 @@ impl Default for StoreOptions {
 }
 
 impl StoreOptions {
+    /// The defaults, with the memory buffer's capacity and the finished requests' retention
+    /// from `[store]`.
+    pub fn from_config(config: &StoreConfig) -> Self {
+        Self::default()
+            .buffer_capacity(config.queue_memory_capacity)
+            .finished_retention(config.queue_finished_retention)
+            .finished_keep(config.queue_finished_keep)
+    }
+
     /// Sets [`buffer_capacity`](Self::buffer_capacity).
     pub fn buffer_capacity(mut self, capacity: usize) -> Self {
         self.buffer_capacity = capacity;
@@ -139,9 +149,10 @@ struct Inner {
 }
 
 impl Store {
-    /// Connects to the database of `config` and prepares its tables, with default options.
+    /// Connects to the database of `config` and prepares its tables, with the options it sets
+    /// ([`StoreOptions::from_config`]).
     pub async fn connect(config: &StoreConfig, breaker: Arc<Breaker>) -> Result<Store, StoreError> {
-        Store::connect_with(config, breaker, StoreOptions::default()).await
+        Store::connect_with(config, breaker, StoreOptions::from_config(config)).await
     }
 
     /// [`connect`](Self::connect) with explicit options.
