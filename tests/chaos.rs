@@ -252,7 +252,7 @@ async fn every_answer_under_chaos_is_the_upstreams_a_fallback_or_a_json_503() {
         if counted && pending == 0 {
             break true;
         }
-        if pending < progress.0 {
+        if counted && pending < progress.0 {
             progress = (pending, Instant::now());
         }
         if progress.1.elapsed() > DRAIN_STALL {
@@ -319,9 +319,14 @@ async fn every_answer_under_chaos_is_the_upstreams_a_fallback_or_a_json_503() {
     }
     let fates = |want: fn(&PostFate) -> bool| tally.posts.values().filter(|f| want(f)).count();
     println!(
-        "POSTs: {} delivered directly, {} queued ({backlog} still pending when the load stopped, drained in {drain_secs:.1} s), {} refused",
+        "POSTs: {} delivered directly, {} queued ({backlog} still pending when the load stopped, {} {drain_secs:.1} s), {} refused",
         fates(|f| matches!(f, PostFate::Delivered)),
         fates(|f| matches!(f, PostFate::Queued(_))),
+        if drained {
+            "drained in"
+        } else {
+            "NOT drained after"
+        },
         fates(|f| matches!(f, PostFate::Refused)),
     );
     let warm_pass = warm_after + 1;

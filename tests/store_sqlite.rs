@@ -409,3 +409,40 @@ async fn finished_requests_are_pruned_past_retention_or_beyond_the_newest_kept()
     })
     .await;
 }
+
+#[tokio::test]
+async fn replay_takes_stored_requests_without_waiting_for_the_memory_buffer() {
+    let dir = TempDir::new();
+    let config = store_config(&dir.sqlite_url("w.db"));
+    let breaker = database_breaker(&config);
+    // No periodic write-back during the test: only the claims write the buffer back.
+    let options = StoreOptions::from_config(&config).retry_interval(Duration::from_secs(3600));
+    let store = Store::connect_with(&config, Arc::clone(&breaker), options)
+        .await
+        .expect("open");
+    let stored: Vec<_> = (0..2).map(|n| request("qbittorrent", n)).collect();
+    for r in &stored {
+        assert_eq!(store.enqueue(r.clone()).await, Ok(Durability::Stored));
+    }
+    breaker.force_open();
+    let buffered: Vec<_> = (2..4).map(|n| request("qbittorrent", n)).collect();
+    for r in &buffered {
+        assert_eq!(store.enqueue(r.clone()).await, Ok(Durability::Memory));
+    }
+    breaker.reset();
+
+    // The stored requests are older than any in memory: they go first, and the buffer, which a
+    // slow database may take long to write back, is not in their way.
+    for r in &stored {
+        let got = store.claim_next("qbittorrent").await.expect("claim");
+        assert_eq!(got.map(|g| g.id), Some(r.id));
+        assert!(store.is_degraded(), "the buffer is still held in memory");
+    }
+    // None stored left: the buffer is written back and replayed in order.
+    for r in &buffered {
+        let got = store.claim_next("qbittorrent").await.expect("claim");
+        assert_eq!(got.map(|g| g.id), Some(r.id));
+    }
+    assert!(!store.is_degraded());
+    assert_eq!(store.claim_next("qbittorrent").await.expect("claim"), None);
+}

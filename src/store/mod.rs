@@ -236,7 +236,13 @@ impl Store {
     /// Writes the memory buffer back if the database allows, then closes the pool. Requests
     /// still in memory after this are reported in the log (they cannot be kept).
     pub async fn close(&self) {
-        if let Err(e) = self.flush().await {
+        // Each write-back takes what the buffer held when it began; the queue is closed by now,
+        // so this ends once the buffer is empty or the database fails.
+        let mut written = Ok(());
+        while written.is_ok() && !self.buffer().is_empty() {
+            written = self.flush().await;
+        }
+        if let Err(e) = written {
             tracing::error!(
                 store = %self.inner.url,
                 error = %e,

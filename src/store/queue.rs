@@ -116,11 +116,14 @@ impl Store {
         self.call("enqueue", query).await
     }
 
-    /// Writes the memory buffer to the database, oldest first; stops at the first failure and
-    /// keeps the rest. A request leaves the buffer only once the database has it.
+    /// Writes the memory buffer to the database, oldest first: the requests it held when the
+    /// write-back began (those accepted meanwhile wait for the next one, so a database slower
+    /// than the incoming requests cannot keep this going forever). Stops at the first failure
+    /// and keeps the rest. A request leaves the buffer only once the database has it.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let _one_writer = self.inner.flushing.lock().await;
-        loop {
+        let held = self.buffer().len();
+        for _ in 0..held {
             let Some(front) = self.buffer().front().cloned() else {
                 return Ok(());
             };
@@ -130,14 +133,29 @@ impl Store {
                 buffer.pop_front();
             }
         }
+        Ok(())
     }
 
-    /// Claims the oldest pending request of `upstream` for this replica (for the claim lease),
-    /// writing the memory buffer back first so that older requests go first.
+    /// Claims the oldest pending request of `upstream` for this replica (for the claim lease).
+    ///
+    /// The memory buffer holds only requests newer than the database's (once it holds one,
+    /// every new request joins it until it is written back), so the database is asked first
+    /// and the buffer is written back when the database has none of `upstream`'s left. Writing
+    /// it back first instead made replay wait behind it: with a slow database and requests
+    /// coming in faster than it took them, replay stopped altogether.
     pub async fn claim_next(&self, upstream: &str) -> Result<Option<QueuedRequest>, StoreError> {
-        if !self.buffer().is_empty() {
-            self.flush().await?;
+        if let Some(claimed) = self.claim_stored(upstream).await? {
+            return Ok(Some(claimed));
         }
+        let buffered = self.buffer().iter().any(|r| r.upstream == upstream);
+        if !buffered {
+            return Ok(None);
+        }
+        self.flush().await?;
+        self.claim_stored(upstream).await
+    }
+
+    async fn claim_stored(&self, upstream: &str) -> Result<Option<QueuedRequest>, StoreError> {
         let now = rows::to_ms(SystemTime::now());
         let lease = i64::try_from(self.inner.options.claim_lease.as_millis()).unwrap_or(i64::MAX);
         let replica = &self.inner.replica;
