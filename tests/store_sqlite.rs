@@ -411,13 +411,11 @@ async fn finished_requests_are_pruned_past_retention_or_beyond_the_newest_kept()
 }
 
 #[tokio::test]
-async fn replay_takes_stored_requests_without_waiting_for_the_memory_buffer() {
+async fn stored_requests_are_claimed_before_the_memory_buffer_each_once() {
     let dir = TempDir::new();
     let config = store_config(&dir.sqlite_url("w.db"));
     let breaker = database_breaker(&config);
-    // No periodic write-back during the test: only the claims write the buffer back.
-    let options = StoreOptions::from_config(&config).retry_interval(Duration::from_secs(3600));
-    let store = Store::connect_with(&config, Arc::clone(&breaker), options)
+    let store = Store::connect(&config, Arc::clone(&breaker))
         .await
         .expect("open");
     let stored: Vec<_> = (0..2).map(|n| request("qbittorrent", n)).collect();
@@ -431,18 +429,18 @@ async fn replay_takes_stored_requests_without_waiting_for_the_memory_buffer() {
     }
     breaker.reset();
 
-    // The stored requests are older than any in memory: they go first, and the buffer, which a
-    // slow database may take long to write back, is not in their way.
-    for r in &stored {
-        let got = store.claim_next("qbittorrent").await.expect("claim");
-        assert_eq!(got.map(|g| g.id), Some(r.id));
-        assert!(store.is_degraded(), "the buffer is still held in memory");
+    // A claim takes the stored requests first (they are older than any in memory) without
+    // writing the buffer back; once none is stored it writes the buffer back (unless the
+    // background write-back did already) and goes on in order.
+    let mut claimed = Vec::new();
+    while let Some(r) = store.claim_next("qbittorrent").await.expect("claim") {
+        claimed.push(r.id);
+        assert!(
+            claimed.len() <= 4,
+            "claimed more than was queued: {claimed:?}"
+        );
     }
-    // None stored left: the buffer is written back and replayed in order.
-    for r in &buffered {
-        let got = store.claim_next("qbittorrent").await.expect("claim");
-        assert_eq!(got.map(|g| g.id), Some(r.id));
-    }
+    let expected: Vec<_> = stored.iter().chain(&buffered).map(|r| r.id).collect();
+    assert_eq!(claimed, expected);
     assert!(!store.is_degraded());
-    assert_eq!(store.claim_next("qbittorrent").await.expect("claim"), None);
 }

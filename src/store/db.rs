@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "queue_finished_at",
         include_str!("migrations/0002_queue_finished_at.sql"),
     ),
+    (
+        3,
+        "queue_pending_indexes",
+        include_str!("migrations/0003_queue_pending_indexes.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

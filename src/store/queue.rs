@@ -61,8 +61,14 @@ const PRUNE_EXCESS: &str = "DELETE FROM queued_requests WHERE id IN (\
 /// Rows one prune statement deletes at most.
 const PRUNE_BATCH: i64 = 1_000;
 
-const DEPTH: &str = "SELECT upstream, COUNT(*) AS n FROM queued_requests \
+pub(super) const DEPTH: &str = "SELECT upstream, COUNT(*) AS n FROM queued_requests \
      WHERE status = 'pending' GROUP BY upstream";
+
+// The listing's oldest pending and newest finished requests. `finished_at IS NOT NULL`: walks
+// the finished_at index instead of the whole table.
+pub(super) const LIST_PENDING: &str = "WHERE status = 'pending' ORDER BY enqueued_at, id LIMIT $1";
+const LIST_FINISHED: &str = "WHERE finished_at IS NOT NULL AND status <> 'pending' \
+     ORDER BY finished_at DESC, id DESC LIMIT $1";
 
 impl Store {
     /// Stores `request`; while the database is unavailable (or older requests still wait in
@@ -289,11 +295,7 @@ impl Store {
     }
 
     async fn list(&self, pending: bool, limit: usize) -> Result<Vec<QueuedRequest>, StoreError> {
-        const PENDING: &str = "WHERE status = 'pending' ORDER BY enqueued_at, id LIMIT $1";
-        // `finished_at IS NOT NULL`: walks the finished_at index instead of the whole table.
-        const FINISHED: &str = "WHERE finished_at IS NOT NULL AND status <> 'pending' \
-             ORDER BY finished_at DESC, id DESC LIMIT $1";
-        let tail = if pending { PENDING } else { FINISHED };
+        let tail = if pending { LIST_PENDING } else { LIST_FINISHED };
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {QUEUE_COLUMNS} FROM queued_requests {tail}"
         ));

@@ -78,3 +78,27 @@ async fn the_store_notices_the_database_is_back_without_traffic() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn queue_depth_and_pending_listing_read_an_index_alone() {
+    let config = memory_config();
+    let breaker = Arc::new(Breaker::new("database", config.breaker.clone()));
+    let store = Store::connect(&config, breaker).await.expect("open");
+    let Db::Sqlite(pool) = &store.inner.db else {
+        panic!("an SQLite store");
+    };
+    let listing = format!("SELECT id FROM queued_requests {}", queue::LIST_PENDING);
+    for (sql, limit) in [(queue::DEPTH, None), (listing.as_str(), Some(500_i64))] {
+        let mut explain = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+        if let Some(limit) = limit {
+            explain = explain.bind(limit);
+        }
+        let plan: Vec<(i64, i64, i64, String)> = explain.fetch_all(pool).await.expect("plan");
+        let steps: Vec<&str> = plan.iter().map(|(.., step)| step.as_str()).collect();
+        // With hundreds of thousands pending, a table lookup or a sort per row takes seconds.
+        assert!(
+            steps.len() == 1 && steps[0].contains("USING COVERING INDEX"),
+            "{sql}: {steps:?}"
+        );
+    }
+}
