@@ -350,3 +350,59 @@ async fn probe_task_runs_on_its_interval_until_dropped() {
         "the task stopped with its handle"
     );
 }
+
+#[tokio::test]
+async fn https_upstreams_are_reached_through_tls() {
+    // A plain-HTTP server addressed as `https`: the client opens a TLS session, whose handshake
+    // fails, which is a connect failure; no request reaches the server's handler.
+    let server = TestUpstream::start().await;
+    let url = server.url().replacen("http://", "https://", 1);
+    let up = upstream("s", &url, NEVER_TRIPS);
+    let call = up.call_once(&request(Method::GET, "/status/200")).await;
+    let CallEnd::Failed(error) = call.end else {
+        panic!(
+            "a TLS handshake with a plain-HTTP server cannot succeed: {:?}",
+            call.end
+        );
+    };
+    assert_eq!(error.kind, FailureKind::Connect, "{error:?}");
+    assert_eq!(server.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_streaming_body_breaks_off_at_the_call_deadline() {
+    // A chunked answer (no length, so it streams) whose body never ends.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n";
+                let _ = socket.write_all(head).await;
+                // Hold the connection open without another byte until the client goes.
+                let _ = socket.read(&mut buf).await;
+            });
+        }
+    });
+    let extra = format!("{NEVER_TRIPS}\ncall_timeout = \"300ms\"");
+    let up = upstream("t", &format!("http://{addr}"), &extra);
+    let call = up.call_once(&request(Method::GET, "/")).await;
+    let CallEnd::Answered { response, .. } = call.end else {
+        panic!("the head came in time: {:?}", call.end);
+    };
+    assert_eq!(call.attempts[0].status, Some(200));
+    // Bounded well above the 300 ms deadline: only a hang would reach it.
+    let read = tokio::time::timeout(
+        Duration::from_secs(10),
+        axum::body::to_bytes(response.into_body(), usize::MAX),
+    )
+    .await
+    .expect("the body ends at the call's deadline, not never");
+    let error = read.expect_err("a body cut off by the deadline is an error, not a short body");
+    assert!(error.to_string().contains("no answer within"), "{error}");
+}

@@ -8,6 +8,7 @@ use axum::http::{Response, StatusCode};
 
 use crate::fallback::CachedResponse;
 use crate::fallback::degraded::FALLBACK_HEADER;
+use crate::upstream::UpstreamResponse;
 
 use super::headers::strip_hop_by_hop;
 
@@ -58,12 +59,11 @@ pub(crate) fn mark_fallback(response: &mut Response<Body>, kind: &'static str) {
 }
 
 /// The upstream's answer with its body streamed, hop-by-hop headers removed.
-pub(crate) fn from_upstream(mut response: reqwest::Response) -> Response<Body> {
-    let status = response.status();
-    // Taken, not copied: the body stream needs no headers.
-    let mut headers = std::mem::take(response.headers_mut());
+pub(crate) fn from_upstream(response: UpstreamResponse) -> Response<Body> {
+    let (head, body) = response.into_parts();
+    let mut headers = head.headers;
     strip_hop_by_hop(&mut headers);
-    assemble(status, headers, Body::from_stream(response.bytes_stream()))
+    assemble(head.status, headers, body)
 }
 
 pub(crate) fn assemble(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {

@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use axum::http::header::{self, HeaderMap};
 use axum::http::{HeaderValue, Response};
 use bytes::{Bytes, BytesMut};
@@ -10,7 +10,7 @@ use futures_util::{StreamExt, stream};
 
 use crate::fallback::CachedResponse;
 use crate::fallback::cache::ResponseCache;
-use crate::upstream::OutgoingRequest;
+use crate::upstream::{OutgoingRequest, UpstreamResponse};
 
 use super::answer::assemble;
 use super::headers::{strip_hop_by_hop, to_pairs};
@@ -18,7 +18,7 @@ use super::headers::{strip_hop_by_hop, to_pairs};
 /// Whether a shared cache may keep this answer (RFC 9111 §3, the parts that matter for a
 /// cache serving every client): 2xx, not `no-store` or `private`, and not an answer to an
 /// authorised request unless the upstream marked it `public`.
-pub(crate) fn may_store(request: &HeaderMap, response: &reqwest::Response) -> bool {
+pub(crate) fn may_store(request: &HeaderMap, response: &UpstreamResponse) -> bool {
     if !response.status().is_success() {
         return false;
     }
@@ -49,16 +49,17 @@ pub(crate) async fn store_and_answer(
     cache: &ResponseCache,
     upstream: &str,
     request: &OutgoingRequest,
-    response: reqwest::Response,
+    response: UpstreamResponse,
 ) -> Response<Body> {
-    let status = response.status();
-    let mut headers = response.headers().clone();
+    let (head, body) = response.into_parts();
+    let status = head.status;
+    let mut headers = head.headers;
     strip_hop_by_hop(&mut headers);
     let limit = cache.limits().max_entry_bytes;
-    if response.content_length().is_some_and(|n| n > limit as u64) {
-        return assemble(status, headers, Body::from_stream(response.bytes_stream()));
+    if body.size_hint().exact().is_some_and(|n| n > limit as u64) {
+        return assemble(status, headers, body);
     }
-    let mut body = response.bytes_stream();
+    let mut body = body.into_data_stream();
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut size = 0usize;
     while let Some(item) = body.next().await {

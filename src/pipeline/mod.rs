@@ -41,7 +41,7 @@ pub(crate) enum Cause {
     /// The breaker turned it away.
     Rejected(crate::breaker::Rejected),
     /// The upstream answered with a failure status (or 429/503 + `Retry-After`).
-    Answered(reqwest::Response),
+    Answered(crate::upstream::UpstreamResponse),
     /// No answer.
     Failed(crate::upstream::CallError),
 }
@@ -182,7 +182,7 @@ impl Pipeline {
         &self,
         upstream: &Upstream,
         request: &OutgoingRequest,
-        response: reqwest::Response,
+        response: crate::upstream::UpstreamResponse,
     ) -> Response<Body> {
         let cacheable = matches!(upstream.config().fallback, Fallback::Cache { .. })
             && request.method == Method::GET

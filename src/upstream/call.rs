@@ -76,7 +76,7 @@ pub enum CallEnd {
     /// `Retry-After` answer counts against it). The body is still to be read.
     Answered {
         /// The answer, body unread.
-        response: reqwest::Response,
+        response: super::UpstreamResponse,
         /// Its classification.
         outcome: Outcome,
     },

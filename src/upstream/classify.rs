@@ -42,18 +42,6 @@ impl FailureKind {
     }
 }
 
-/// Classifies a transport error from the HTTP client.
-pub(crate) fn failure_kind(err: &reqwest::Error) -> FailureKind {
-    // A connect timeout is a timeout first: the breaker counts it as one.
-    if err.is_timeout() {
-        FailureKind::Timeout
-    } else if err.is_connect() {
-        FailureKind::Connect
-    } else {
-        FailureKind::Io
-    }
-}
-
 /// Classifies an answer: 429/503 with a usable `Retry-After` → [`Outcome::RetryAfter`] (the
 /// breaker honours it only if configured), a status in the upstream's failure set →
 /// [`Outcome::Failure`], every other status (4xx included) → [`Outcome::Success`].

@@ -7,7 +7,10 @@ use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::{Upstream, classify, error_chain};
+use axum::http::{HeaderMap, Method};
+use bytes::Bytes;
+
+use super::{Upstream, error_chain, exchange};
 
 /// Default time between two probes of an upstream (`[health] check_interval`,
 /// `HEALTH_CHECK_INTERVAL_SECONDS`).
@@ -105,17 +108,16 @@ impl Upstream {
             response_time_ms,
             last_error: Some(error),
         };
-        let url = match self.url(&path) {
-            Ok(url) => url,
+        let uri = match self.target(&path) {
+            Ok((_, uri)) => uri,
             Err(e) => return unhealthy(e.message, None),
         };
+        let request = self
+            .base
+            .request(&Method::GET, &uri, HeaderMap::new(), &Bytes::new());
         let started = Instant::now();
-        let sent = self
-            .client
-            .get(url)
-            .timeout(self.config.call_timeout)
-            .send()
-            .await;
+        // The head decides; the body is left unread.
+        let sent = exchange::head(&self.client, request, self.config.call_timeout).await;
         let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match sent {
             Ok(response)
@@ -130,7 +132,7 @@ impl Upstream {
             }
             Ok(response) => unhealthy(format!("answered {}", response.status()), Some(millis)),
             Err(err) => {
-                let kind = classify::failure_kind(&err);
+                let kind = err.kind();
                 unhealthy(format!("{}: {}", kind.as_str(), error_chain(&err)), None)
             }
         }

@@ -6,6 +6,7 @@ mod call;
 mod classify;
 mod clients;
 mod deliver;
+mod exchange;
 mod health;
 mod path;
 mod target;
@@ -13,6 +14,7 @@ mod target;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use axum::http::{HeaderMap, Uri};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
@@ -23,7 +25,8 @@ use crate::telemetry;
 pub use budget::{RETRY_BUDGET_WINDOW, RetryBudget};
 pub use call::{Attempt, Call, CallEnd, CallError, OutgoingRequest, RetryStop};
 pub use classify::{FailureKind, classify_status, is_failure, parse_http_date, parse_retry_after};
-pub use clients::HttpClients;
+pub use clients::{ClientError, HttpClients};
+pub use exchange::{SHORT_BODY_MAX, UpstreamResponse};
 pub use health::{HEALTH_CHECK_INTERVAL, HealthReport, HealthStatus, ProbeHandle};
 pub use path::{BadPath, check_tail, path_and_query};
 
@@ -40,7 +43,7 @@ const BACKOFF_MAX: Duration = Duration::from_millis(100);
 pub struct UpstreamError {
     upstream: String,
     #[source]
-    source: reqwest::Error,
+    source: ClientError,
 }
 
 /// One configured upstream. Cheap to share behind an `Arc`; the breaker is the caller's (the
@@ -49,7 +52,7 @@ pub struct UpstreamError {
 pub struct Upstream {
     config: UpstreamConfig,
     breaker: Arc<Breaker>,
-    client: reqwest::Client,
+    client: clients::HttpClient,
     /// `config.url`, parsed once.
     base: target::BaseUrl,
     budget: RetryBudget,
@@ -128,8 +131,8 @@ impl Upstream {
 
     async fn run(&self, request: &OutgoingRequest, retryable: bool) -> Call {
         let mut attempts = Vec::new();
-        let url = match self.url(&request.path_and_query) {
-            Ok(url) => url,
+        let (url, uri) = match self.target(&request.path_and_query) {
+            Ok(target) => target,
             Err(error) => return finished(CallEnd::Failed(error), attempts, None),
         };
         let timeout = self.config.call_timeout;
@@ -152,7 +155,7 @@ impl Upstream {
             let probe = permit.is_probe();
             let started = Instant::now();
             let left = deadline.saturating_duration_since(started);
-            let (end, attempt) = self.attempt(request, &url, left, number, probe).await;
+            let (end, attempt) = self.attempt(request, &url, &uri, left, number, probe).await;
             permit.record_timed(attempt.outcome, attempt.duration);
             attempts.push(attempt);
             // Only plain failures are retried: a Retry-After answer asked us to back off, and a
@@ -186,6 +189,7 @@ impl Upstream {
         &self,
         request: &OutgoingRequest,
         url: &reqwest::Url,
+        uri: &Uri,
         left: Duration,
         number: u32,
         probe: bool,
@@ -194,7 +198,7 @@ impl Upstream {
         let mut headers = request.headers.clone();
         telemetry::inject(&span, &mut headers);
         let (end, attempt) = self
-            .send(request, headers, url, left, number, probe)
+            .send(request, headers, uri, left, number, probe)
             .instrument(span.clone())
             .await;
         telemetry::record_attempt(&span, &attempt);
@@ -204,27 +208,17 @@ impl Upstream {
     async fn send(
         &self,
         request: &OutgoingRequest,
-        headers: reqwest::header::HeaderMap,
-        url: &reqwest::Url,
+        headers: HeaderMap,
+        uri: &Uri,
         left: Duration,
         number: u32,
         probe: bool,
     ) -> (CallEnd, Attempt) {
         let started = Instant::now();
-        // Built whole rather than through `RequestBuilder`, whose `headers` re-inserts every
-        // header one by one into an empty map.
-        let mut outgoing = reqwest::Request::new(request.method.clone(), url.clone());
-        *outgoing.headers_mut() = headers;
-        *outgoing.body_mut() = Some(request.body.clone().into());
-        *outgoing.timeout_mut() = Some(left);
-        let sent = self.client.execute(outgoing).await;
-        // A short answer is read whole before it counts (within the same timeout): a
-        // connection that breaks mid-body is then the upstream's failure, which the breaker
-        // hears of and a fallback answers, not a broken answer passed on as a success.
-        let sent = match sent {
-            Ok(response) => read_short_body(response).await,
-            Err(err) => Err(err),
-        };
+        let outgoing = self
+            .base
+            .request(&request.method, uri, headers, &request.body);
+        let sent = exchange::answer(&self.client, outgoing, left).await;
         let duration = started.elapsed();
         let mut attempt = Attempt {
             number,
@@ -244,7 +238,7 @@ impl Upstream {
                 (CallEnd::Answered { response, outcome }, attempt)
             }
             Err(err) => {
-                let kind = classify::failure_kind(&err);
+                let kind = err.kind();
                 attempt.outcome = kind.outcome();
                 attempt.failure = Some(kind);
                 let message = error_chain(&err);
@@ -261,6 +255,17 @@ impl Upstream {
             .min(BACKOFF_MAX);
         let half = full / 2;
         half + half.mul_f64(self.jitter.fraction())
+    }
+
+    /// The upstream's URL for `path_and_query` (see [`Upstream::url`]), and the same as the
+    /// request target the client is given.
+    fn target(&self, path_and_query: &str) -> Result<(reqwest::Url, Uri), CallError> {
+        let url = self.url(path_and_query)?;
+        let uri = self.base.uri(&url).map_err(|e| CallError {
+            kind: FailureKind::InvalidRequest,
+            message: format!("path {path_and_query:?} refused: {e}"),
+        })?;
+        Ok((url, uri))
     }
 
     /// The upstream's URL for `path_and_query`, appended as is (never normalised). Refuses a
@@ -300,28 +305,6 @@ impl Upstream {
         }
         Ok(url)
     }
-}
-
-/// Answers with a declared length up to this many bytes are read whole before they count as
-/// answered; longer ones, and those without a length, stream to the client as they come.
-pub const SHORT_BODY_MAX: u64 = 64 * 1024;
-
-/// `response` with its body read, if it is short (see [`SHORT_BODY_MAX`]).
-async fn read_short_body(
-    mut response: reqwest::Response,
-) -> Result<reqwest::Response, reqwest::Error> {
-    if response.content_length().is_none_or(|n| n > SHORT_BODY_MAX) {
-        return Ok(response);
-    }
-    let status = response.status();
-    let version = response.version();
-    let headers = std::mem::take(response.headers_mut());
-    let body = response.bytes().await?;
-    let mut whole = axum::http::Response::new(body);
-    *whole.status_mut() = status;
-    *whole.version_mut() = version;
-    *whole.headers_mut() = headers;
-    Ok(reqwest::Response::from(whole))
 }
 
 fn finished(end: CallEnd, attempts: Vec<Attempt>, retry_stop: Option<RetryStop>) -> Call {
