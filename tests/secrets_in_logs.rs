@@ -1,7 +1,9 @@
 //! Secrets never reach the logs: the `breakerbox` binary runs at the most verbose level
 //! (`BREAKERBOX_LOG=trace`, a superset of debug) in both log formats, is sent right, wrong and
 //! viewer tokens on admin and proxy routes, and neither stdout nor stderr may contain a token.
-//! Runtime: two gateway starts, about 2 s each (readiness is polled, up to 20 s).
+//! At the default level (`info`) the same run logs no per-request span: recording one formats
+//! its fields on every request.
+//! Runtime: three gateway starts, about 2 s each (readiness is polled, up to 20 s).
 
 mod proxy_support;
 mod support;
@@ -83,14 +85,31 @@ async fn exercise(base: &str) -> Vec<u16> {
     statuses
 }
 
-/// Runs the gateway with `format` (`None`: human-readable) and returns everything it printed.
-async fn logs_of_a_run(format: Option<&str>) -> String {
+/// Failing calls until the breaker turns them away: its trip is logged inside a request.
+async fn trip(base: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        let response = client
+            .get(format!("{base}/proxy/echo/fail"))
+            .send()
+            .await
+            .expect("answers");
+        if response.status().as_u16() == 503 {
+            return;
+        }
+    }
+    panic!("the breaker never opened");
+}
+
+/// Runs the gateway at `level` with `format` (`None`: human-readable) and returns everything
+/// it printed.
+async fn logs_of_a_run(level: &str, format: Option<&str>) -> String {
     let upstream = TestUpstream::start().await;
     let dir = TempDir::new();
     let port = free_port();
     let config = write_config(&dir.0, port, &upstream);
     let output = Output::Split(dir.0.join("stdout.log"), dir.0.join("stderr.log"));
-    let mut env = vec![("BREAKERBOX_LOG", "trace")];
+    let mut env = vec![("BREAKERBOX_LOG", level)];
     if let Some(format) = format {
         env.push(("BREAKERBOX_LOG_FORMAT", format));
     }
@@ -110,6 +129,7 @@ async fn logs_of_a_run(format: Option<&str>) -> String {
             .is_some_and(|v| v.as_bytes() == format!("Bearer {UPSTREAM_SECRET}").as_bytes())),
         "the proxied Authorization reached the upstream (so it went through the logged path)"
     );
+    trip(&gateway.base).await;
     // SIGTERM: the gateway drains and flushes its logs.
     gateway.signal("TERM");
     gateway.wait_exit(Duration::from_secs(20)).await;
@@ -136,9 +156,9 @@ fn assert_no_secret(logs: &str, format: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_never_reach_the_logs_in_either_format() {
-    let human = logs_of_a_run(None).await;
+    let human = logs_of_a_run("trace", None).await;
     assert_no_secret(&human, "human");
-    let json = logs_of_a_run(Some("json")).await;
+    let json = logs_of_a_run("trace", Some("json")).await;
     assert!(
         json.lines()
             .filter(|l| !l.trim().is_empty())
@@ -188,6 +208,26 @@ fn check_config_never_prints_a_token() {
             !printed.contains(&ADMIN[..12]),
             "{}: the secret was printed: {printed}",
             file.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_spans_stay_out_of_the_logs_at_info() {
+    let logs = logs_of_a_run("info", None).await;
+    assert!(logs.contains("breakerbox is serving"), "{logs}");
+    assert!(
+        logs.contains("operator action"),
+        "info events are in: {logs}"
+    );
+    for span_field in [
+        "/proxy/echo",
+        "http.request.method",
+        "breakerbox.breaker.state",
+    ] {
+        assert!(
+            !logs.contains(span_field),
+            "no request span at info ({span_field}): {logs}"
         );
     }
 }

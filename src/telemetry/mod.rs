@@ -95,15 +95,17 @@ impl Telemetry {
 
 impl Listener for Telemetry {
     fn on_transition(&self, t: &Transition) {
-        // Trips and manual states at WARN, recovery and probing at INFO: one line each.
+        // Trips and manual states at WARN, recovery and probing at INFO: one line each, with
+        // the trace of the request that caused it when spans are exported.
+        let trace_id = spans::current_trace_id().map(tracing::field::display);
         match t.to {
             State::Open | State::ForcedOpen | State::Disabled => tracing::warn!(
                 breaker = %t.breaker, from = %t.from, to = %t.to, reason = t.reason.as_str(),
-                "circuit breaker {}: {} -> {} ({})", t.breaker, t.from, t.to, t.reason
+                trace_id, "circuit breaker {}: {} -> {} ({})", t.breaker, t.from, t.to, t.reason
             ),
             State::Closed | State::HalfOpen => tracing::info!(
                 breaker = %t.breaker, from = %t.from, to = %t.to, reason = t.reason.as_str(),
-                "circuit breaker {}: {} -> {} ({})", t.breaker, t.from, t.to, t.reason
+                trace_id, "circuit breaker {}: {} -> {} ({})", t.breaker, t.from, t.to, t.reason
             ),
         }
         self.inner.metrics.transition(t);

@@ -1,15 +1,16 @@
 //! The spans of DESIGN.md ("Traces"): the server span of a proxied request, the breaker
 //! decision, one client span per physical attempt (whose request carries `traceparent`), and a
 //! `breaker.transition` span per state change. Attribute values are the metric label values.
-//! When export is off the spans are plain `tracing` spans (log context) and no OpenTelemetry
-//! call is made.
+//! When export is off the spans are plain `tracing` spans and no OpenTelemetry call is made.
+//! They are DEBUG spans: log context only when debug logging is on (recording them formats
+//! every field on every request), exported whenever export is on.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::http::{HeaderMap, Method, Request, header};
 use opentelemetry::global;
-use opentelemetry::trace::{SpanContext, TraceContextExt as _};
+use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceId};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use tracing::Span;
 use tracing::field::Empty;
@@ -34,7 +35,7 @@ pub fn server_span<B>(request: &Request<B>, upstream: &str) -> Span {
         Some(None) => (host, None),
         None => (None, None),
     };
-    let span = tracing::info_span!(
+    let span = tracing::debug_span!(
         "proxy",
         // Formatted inside the macro, which evaluates field values only for an enabled span.
         otel.name = format!("{method} /proxy/{upstream}/*"),
@@ -62,6 +63,18 @@ pub fn server_span<B>(request: &Request<B>, upstream: &str) -> Span {
     span
 }
 
+/// The trace id of the span current on this thread, when spans are exported: log lines at
+/// `info` are written outside the (DEBUG) request spans, so they carry it themselves.
+pub(super) fn current_trace_id() -> Option<TraceId> {
+    if !tracing_enabled() {
+        return None;
+    }
+    let context = Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context.is_valid().then(|| span_context.trace_id())
+}
+
 /// Records the status the client got on the server span.
 pub fn record_response(span: &Span, status: u16) {
     span.record("http.response.status_code", status);
@@ -74,7 +87,7 @@ pub fn record_response(span: &Span, status: u16) {
 /// The breaker decision span for a call through `breaker`; the decision itself is recorded
 /// with [`record_decision`] once the answer is known.
 pub fn decision_span(breaker: &Breaker) -> Span {
-    tracing::info_span!(
+    tracing::debug_span!(
         "breaker.decision",
         breakerbox.breaker.name = &**breaker.name(),
         breakerbox.breaker.state = breaker.state().as_str(),
@@ -91,7 +104,7 @@ pub fn record_decision(span: &Span, decision: Option<Decision>) {
 
 /// The client span of one physical attempt (`number` 0 is the first; later ones are resends).
 pub fn client_span(method: &Method, url: &reqwest::Url, number: u32) -> Span {
-    tracing::info_span!(
+    tracing::debug_span!(
         "http.client",
         otel.name = method.as_str(),
         otel.kind = "client",
@@ -145,7 +158,7 @@ impl Trips {
             return;
         }
         let cause = Span::current().context().span().span_context().clone();
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             parent: None,
             "breaker.transition",
             breakerbox.breaker.name = &*t.breaker,

@@ -3,6 +3,10 @@
 //! variables ask for it, an OpenTelemetry layer exporting spans over OTLP/HTTP. With no OTLP
 //! endpoint set (or `OTEL_TRACES_EXPORTER=none`, `OTEL_SDK_DISABLED=true`) neither an exporter
 //! nor the layer is built, and the span helpers skip every OpenTelemetry call.
+//!
+//! Each layer has its own filter. The request spans are at DEBUG, so at the default `info` the
+//! log layer never records (nor formats) them, while the OpenTelemetry layer takes every
+//! breakerbox span whatever `BREAKERBOX_LOG` says.
 
 use std::sync::OnceLock;
 
@@ -11,6 +15,9 @@ use opentelemetry::{Key, global};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Metadata;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::{FilterExt as _, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -42,8 +49,6 @@ pub fn export_requested(var: impl Fn(&str) -> Option<String>) -> bool {
 /// environment asks for it, the OTLP exporter and the global W3C propagator. Answers whether
 /// spans are exported.
 pub fn init() -> bool {
-    let filter = EnvFilter::try_from_env("BREAKERBOX_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let json = std::env::var("BREAKERBOX_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     // Colour codes only for a terminal: in a file or a log collector they are noise, and
     // styling every span field name cost a tenth of a proxied request's instructions.
@@ -53,9 +58,9 @@ pub fn init() -> bool {
         .with_ansi(ansi);
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::new();
     layers.push(if json {
-        fmt.json().boxed()
+        fmt.json().with_filter(log_filter()).boxed()
     } else {
-        fmt.boxed()
+        fmt.with_filter(log_filter()).boxed()
     });
     let mut failed = None;
     if export_requested(|key| std::env::var(key).ok()) && PROVIDER.get().is_none() {
@@ -69,7 +74,10 @@ pub fn init() -> bool {
                     .with_threads(false)
                     .with_target(false)
                     .with_tracked_inactivity(false);
-                layers.push(layer.boxed());
+                // Every breakerbox span; events as the log filter lets them through (they
+                // become span events), as before the layers had filters of their own.
+                let ours = filter_fn(is_breakerbox_span).with_max_level_hint(LevelFilter::DEBUG);
+                layers.push(layer.with_filter(ours.or(log_filter())).boxed());
                 global::set_text_map_propagator(TraceContextPropagator::new());
                 let _ = PROVIDER.set(provider);
             }
@@ -77,14 +85,21 @@ pub fn init() -> bool {
         }
     }
     // Another subscriber (a test's) may be installed already: it stays.
-    let _ = tracing_subscriber::registry()
-        .with(layers)
-        .with(filter)
-        .try_init();
+    let _ = tracing_subscriber::registry().with(layers).try_init();
     if let Some(error) = failed {
         tracing::error!(%error, "the OTLP trace exporter could not be built; spans are not exported");
     }
     tracing_enabled()
+}
+
+/// `BREAKERBOX_LOG`, or `info,sqlx=warn` when unset or unreadable.
+fn log_filter() -> EnvFilter {
+    EnvFilter::try_from_env("BREAKERBOX_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"))
+}
+
+fn is_breakerbox_span(metadata: &Metadata<'_>) -> bool {
+    let target = metadata.target();
+    metadata.is_span() && (target == "breakerbox" || target.starts_with("breakerbox::"))
 }
 
 fn build_provider() -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
