@@ -22,8 +22,16 @@ pub(super) fn split(path: &str) -> Option<(&str, &str)> {
     })
 }
 
-/// The proxy handler.
-pub(super) async fn proxy(State(gateway): State<Arc<Gateway>>, request: Request<Body>) -> Response {
+/// The proxy handler, as the router calls it.
+pub(super) async fn handler(
+    State(gateway): State<Arc<Gateway>>,
+    request: Request<Body>,
+) -> Response {
+    proxy(gateway, request).await
+}
+
+/// Proxies `request` (its path starts with `/proxy/`).
+pub(super) async fn proxy(gateway: Arc<Gateway>, request: Request<Body>) -> Response {
     let path = request.uri().path().to_owned();
     let Some((name, tail)) = split(&path) else {
         return ApiError::not_found(format!("no route for {path}")).into_response();
