@@ -136,7 +136,7 @@ impl Pipeline {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip());
         let request = OutgoingRequest {
-            headers: headers::outgoing(&parts.headers, client),
+            headers: headers::outgoing(parts.headers, client),
             method: parts.method,
             path_and_query,
             body,
