@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::http::{HeaderMap, Method, Request, header};
+use axum::http::{HeaderMap, Method, Request, Uri, header};
 use opentelemetry::global;
 use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
@@ -90,20 +90,30 @@ pub fn record_decision(span: &Span, decision: Option<Decision>) {
 }
 
 /// The client span of one physical attempt (`number` 0 is the first; later ones are resends).
-pub fn client_span(method: &Method, url: &reqwest::Url, number: u32) -> Span {
+/// `uri` is the absolute request target, which reads as the URL sent to.
+pub fn client_span(method: &Method, uri: &Uri, number: u32) -> Span {
     tracing::info_span!(
         "http.client",
         otel.name = method.as_str(),
         otel.kind = "client",
         http.request.method = method.as_str(),
-        server.address = url.host_str(),
-        server.port = url.port_or_known_default(),
-        url.full = url.as_str(),
+        server.address = uri.host(),
+        server.port = uri.port_u16().or_else(|| default_port(uri.scheme_str())),
+        url.full = uri.to_string(),
         http.request.resend_count = (number > 0).then_some(number),
         http.response.status_code = Empty,
         error.type = Empty,
         otel.status_code = Empty,
     )
+}
+
+/// The port a URL of `scheme` means when it names none.
+fn default_port(scheme: Option<&str>) -> Option<u16> {
+    match scheme {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    }
 }
 
 /// Writes the client span's context into the outgoing `headers` (`traceparent`, `tracestate`).
