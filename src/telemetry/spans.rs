@@ -25,15 +25,6 @@ use crate::upstream::Attempt;
 /// log line written inside the request.
 pub fn server_span<B>(request: &Request<B>, upstream: &str) -> Span {
     let method = request.method().as_str();
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
-    let (address, port) = match host.map(|h| h.rsplit_once(':')) {
-        Some(Some((name, port))) => (Some(name), port.parse::<u16>().ok()),
-        Some(None) => (host, None),
-        None => (None, None),
-    };
     let span = tracing::info_span!(
         "proxy",
         // Formatted inside the macro, which evaluates field values only for an enabled span.
@@ -43,8 +34,8 @@ pub fn server_span<B>(request: &Request<B>, upstream: &str) -> Span {
         http.route = format!("/proxy/{upstream}/*"),
         url.path = request.uri().path(),
         url.scheme = "http",
-        server.address = address,
-        server.port = port,
+        server.address = server_address(request).0,
+        server.port = server_address(request).1,
         http.response.status_code = Empty,
         error.type = Empty,
         otel.status_code = Empty,
@@ -62,8 +53,25 @@ pub fn server_span<B>(request: &Request<B>, upstream: &str) -> Span {
     span
 }
 
+/// The host and port the request's `Host` header names.
+fn server_address<B>(request: &Request<B>) -> (Option<&str>, Option<u16>) {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    match host.map(|h| h.rsplit_once(':')) {
+        Some(Some((name, port))) => (Some(name), port.parse::<u16>().ok()),
+        Some(None) => (host, None),
+        None => (None, None),
+    }
+}
+
 /// Records the status the client got on the server span.
 pub fn record_response(span: &Span, status: u16) {
+    // A disabled span records nothing; the status text is not worth making for it.
+    if span.is_disabled() {
+        return;
+    }
     span.record("http.response.status_code", status);
     if status >= 500 {
         span.record("error.type", status.to_string());
@@ -127,6 +135,9 @@ pub fn inject(span: &Span, headers: &mut HeaderMap) {
 
 /// Records how the attempt ended on its client span.
 pub fn record_attempt(span: &Span, attempt: &Attempt) {
+    if span.is_disabled() {
+        return;
+    }
     if let Some(status) = attempt.status {
         span.record("http.response.status_code", status);
         if status >= 500 {
