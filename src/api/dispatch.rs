@@ -4,12 +4,13 @@
 //! layers) cost more instructions than the pipeline's own work (docs/benchmarks.md).
 
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
 use axum::routing::future::RouteFuture;
@@ -54,11 +55,27 @@ impl Service<Request> for App {
     }
 
     fn call(&mut self, request: Request) -> AppFuture {
+        let client = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        self.call_from(client, request)
+    }
+}
+
+impl App {
+    /// Serves `request` from `client`: a proxied request takes the address as given (no
+    /// extension needed), every other one finds it as `ConnectInfo<SocketAddr>`.
+    pub fn call_from(&mut self, client: Option<SocketAddr>, mut request: Request) -> AppFuture {
         if !is_proxied(request.uri().path()) {
+            if let Some(client) = client {
+                request.extensions_mut().insert(ConnectInfo(client));
+            }
             return Either::Left(self.router.call(request));
         }
         let gateway = Arc::clone(&self.gateway);
-        Either::Right(proxied(gateway, request).map(Ok).boxed())
+        let client = client.map(|address| address.ip());
+        Either::Right(proxied(gateway, request, client).map(Ok).boxed())
     }
 }
 
@@ -72,13 +89,13 @@ fn is_proxied(path: &str) -> bool {
 /// What the router does for a proxied request: the guard, the handler, and what axum does to a
 /// handler's answer (a `Content-Length` when the body's size is known, no body for `HEAD`, none
 /// either for a successful `CONNECT` that would carry one).
-async fn proxied(gateway: Arc<Gateway>, request: Request) -> Response {
+async fn proxied(gateway: Arc<Gateway>, request: Request, client: Option<IpAddr>) -> Response {
     if let Some(refused) = super::refusal(&gateway, &request) {
         return refused;
     }
     let _in_flight = gateway.track_request();
     let method = request.method().clone();
-    let mut response = super::proxy::proxy(Arc::clone(&gateway), request).await;
+    let (mut response, outcome) = super::proxy::proxy(Arc::clone(&gateway), request, client).await;
     if method == Method::CONNECT && response.status().is_success() {
         let headers = response.headers();
         if headers.contains_key(header::CONTENT_LENGTH)
@@ -94,7 +111,9 @@ async fn proxied(gateway: Arc<Gateway>, request: Request) -> Response {
             *response.body_mut() = Body::empty();
         }
     }
-    super::record(&gateway, &response);
+    if let Some(outcome) = &outcome {
+        gateway.telemetry().record_proxy(outcome);
+    }
     response
 }
 

@@ -1,6 +1,6 @@
 //! One service per connection: it refuses the requests the connection's framing tracker flagged
 //! (before routing, so before any upstream) and hands the rest to the gateway's service with the
-//! client's address as `ConnectInfo<SocketAddr>`.
+//! client's address.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::serve::IncomingStream;
@@ -66,12 +66,11 @@ impl Service<Request> for Guarded {
         Service::<Request>::poll_ready(&mut self.app, cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         if let Err(reason) = self.framing.admit() {
             return Either::Left(ready(Ok(refusal(reason, self.peer))));
         }
-        request.extensions_mut().insert(ConnectInfo(self.peer));
-        Either::Right(self.app.call(request))
+        Either::Right(self.app.call_from(Some(self.peer), request))
     }
 }
 
