@@ -248,6 +248,8 @@ async fn absolute_urls_never_leave_their_upstream_or_reach_admin() {
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["path"], "/abs");
     assert_eq!(json["headers"]["host"], gw.upstream.addr.to_string());
+    // The gateway's connection gives the client's address to the pipeline.
+    assert_eq!(json["headers"]["x-forwarded-for"], "127.0.0.1");
     let admin = format!("http://{}/admin/breakers", gw.addr);
     let (status, json) = gw.get_once(&admin).await;
     assert_eq!(

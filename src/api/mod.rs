@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod dispatch;
 mod error;
 mod health;
 mod json;
@@ -17,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 
 pub use auth::authorize;
+pub use dispatch::{App, AppFuture, app};
 pub use error::ApiError;
 pub use json::{snapshot as snapshot_json, timestamp};
 
@@ -39,7 +41,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/admin/queue", get(admin::queue))
         .route("/admin/events", get(admin::events))
         .route("/api/test/circuit-breaker/{name}", post(admin::chaos_trip))
-        .route("/proxy/{*rest}", any(proxy::proxy))
+        // [`App`] serves these without the router; the route stays for the router on its own.
+        .route(dispatch::PROXY_ROUTE, any(proxy::handler))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&gateway), guard))
         // The pipeline enforces the body limit itself with a 413; this bounds every other route.
@@ -64,6 +67,17 @@ async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
 /// Refuses oversized headers (431), counts requests in flight, and hands every proxied
 /// response's outcome to telemetry.
 async fn guard(State(gateway): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
+    if let Some(refused) = refusal(&gateway, &request) {
+        return refused;
+    }
+    let _in_flight = gateway.track_request();
+    let response = next.run(request).await;
+    record(&gateway, &response);
+    response
+}
+
+/// 431 when the request line and headers are larger than `max_header_bytes`.
+fn refusal(gateway: &Gateway, request: &Request) -> Option<Response> {
     let limit = gateway.runtime().config.server.max_header_bytes;
     let size: usize = request
         .headers()
@@ -72,19 +86,23 @@ async fn guard(State(gateway): State<Arc<Gateway>>, request: Request, next: Next
         .sum::<usize>()
         + uri_len(request.uri());
     if size > limit {
-        return ApiError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
-            format!("request line and headers take {size} bytes; the limit is {limit}"),
-        )
-        .into_response();
+        return Some(
+            ApiError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                format!("request line and headers take {size} bytes; the limit is {limit}"),
+            )
+            .into_response(),
+        );
     }
-    let _in_flight = gateway.track_request();
-    let response = next.run(request).await;
+    None
+}
+
+/// Hands a proxied response's outcome to telemetry.
+fn record(gateway: &Gateway, response: &Response) {
     if let Some(outcome) = response.extensions().get::<ProxyOutcome>() {
         gateway.telemetry().record_proxy(outcome);
     }
-    response
 }
 
 /// The length of `uri` as written on the request line, counted without formatting it (this runs

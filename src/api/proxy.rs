@@ -2,15 +2,17 @@
 //! the tail are cut from the raw path as received, never from a decoded or normalised one, so
 //! `%2F` or `..` cannot move a request to another upstream or out of `/proxy`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument as _;
 
 use super::error::ApiError;
 use crate::gateway::Gateway;
+use crate::pipeline::ProxyOutcome;
 use crate::telemetry;
 
 /// Splits `/proxy/NAME/rest` into `NAME` and `/rest` (or `""`).
@@ -22,29 +24,52 @@ pub(super) fn split(path: &str) -> Option<(&str, &str)> {
     })
 }
 
-/// The proxy handler.
-pub(super) async fn proxy(State(gateway): State<Arc<Gateway>>, request: Request<Body>) -> Response {
+/// The proxy handler, as the router calls it: the client's address is the request's
+/// `ConnectInfo<SocketAddr>`, the outcome goes into the response's extensions.
+pub(super) async fn handler(
+    State(gateway): State<Arc<Gateway>>,
+    request: Request<Body>,
+) -> Response {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let (mut response, outcome) = proxy(gateway, request, client).await;
+    if let Some(outcome) = outcome {
+        response.extensions_mut().insert(outcome);
+    }
+    response
+}
+
+/// Proxies `request` (its path starts with `/proxy/`) from `client`; the outcome is there when
+/// the request named an upstream.
+pub(super) async fn proxy(
+    gateway: Arc<Gateway>,
+    request: Request<Body>,
+    client: Option<IpAddr>,
+) -> (Response, Option<ProxyOutcome>) {
     let path = request.uri().path().to_owned();
     let Some((name, tail)) = split(&path) else {
-        return ApiError::not_found(format!("no route for {path}")).into_response();
+        let error = ApiError::not_found(format!("no route for {path}"));
+        return (error.into_response(), None);
     };
     let Some(upstream) = gateway.upstream_named(name) else {
-        return ApiError::new(
+        let error = ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "unknown_upstream",
             format!("no upstream is named `{name}`"),
-        )
-        .into_response();
+        );
+        return (error.into_response(), None);
     };
     let tail = tail.to_owned();
     let span = telemetry::server_span(&request, upstream.name());
-    let response = gateway
+    let (response, outcome) = gateway
         .pipeline()
-        .proxy(&upstream, request, &tail)
+        .proxy_from(&upstream, request, &tail, client)
         .instrument(span.clone())
         .await;
     telemetry::record_response(&span, response.status().as_u16());
-    response
+    (response, Some(outcome))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! One service per connection: it refuses the requests the connection's framing tracker flagged
-//! (before routing, so before any upstream) and hands the rest to the router with the client's
-//! address as `ConnectInfo<SocketAddr>`.
+//! (before routing, so before any upstream) and hands the rest to the gateway's service with the
+//! client's address.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -8,28 +8,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::Router;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::future::RouteFuture;
 use axum::serve::IncomingStream;
 use futures_util::future::Either;
 use tower_service::Service;
 
 use super::framing::RefusalReason;
 use super::listener::{ConnectionFraming, FramingListener};
-use crate::api::ApiError;
+use crate::api::{ApiError, App, AppFuture};
 
-/// Makes a [`Guarded`] router for each accepted connection.
+/// Makes a [`Guarded`] service for each accepted connection.
 #[derive(Debug, Clone)]
 pub(super) struct Connections {
-    router: Router,
+    app: App,
 }
 
 impl Connections {
-    pub(super) fn new(router: Router) -> Self {
-        Self { router }
+    pub(super) fn new(app: App) -> Self {
+        Self { app }
     }
 }
 
@@ -44,17 +42,17 @@ impl Service<IncomingStream<'_, FramingListener>> for Connections {
 
     fn call(&mut self, stream: IncomingStream<'_, FramingListener>) -> Self::Future {
         ready(Ok(Guarded {
-            router: self.router.clone(),
+            app: self.app.clone(),
             peer: *stream.remote_addr(),
             framing: Arc::clone(stream.io().framing()),
         }))
     }
 }
 
-/// The router as one connection sees it.
+/// The gateway's service as one connection sees it.
 #[derive(Debug, Clone)]
 pub(super) struct Guarded {
-    router: Router,
+    app: App,
     peer: SocketAddr,
     framing: Arc<ConnectionFraming>,
 }
@@ -62,18 +60,17 @@ pub(super) struct Guarded {
 impl Service<Request> for Guarded {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<Ready<Result<Response, Infallible>>, RouteFuture<Infallible>>;
+    type Future = Either<Ready<Result<Response, Infallible>>, AppFuture>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Service::<Request>::poll_ready(&mut self.router, cx)
+        Service::<Request>::poll_ready(&mut self.app, cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         if let Err(reason) = self.framing.admit() {
             return Either::Left(ready(Ok(refusal(reason, self.peer))));
         }
-        request.extensions_mut().insert(ConnectInfo(self.peer));
-        Either::Right(self.router.call(request))
+        Either::Right(self.app.call_from(Some(self.peer), request))
     }
 }
 

@@ -53,8 +53,8 @@ pub async fn serve(
     let tasks = gateway.spawn_tasks();
     let addr = listener.local_addr()?;
     tracing::info!(%addr, upstreams = gateway.runtime().upstreams.len(), "breakerbox is serving");
-    let app = api::router(Arc::clone(&gateway));
-    // Connections are read through a framing tracker; each gets the router behind a check that
+    let app = api::app(Arc::clone(&gateway));
+    // Connections are read through a framing tracker; each gets the service behind a check that
     // refuses what the tracker flagged, and the client's address as `ConnectInfo<SocketAddr>`.
     let served = axum::serve(FramingListener::new(listener), Connections::new(app))
         .with_graceful_shutdown(stop)

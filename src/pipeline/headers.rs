@@ -54,26 +54,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// The headers to send upstream: the client's end-to-end headers without `Host` (the HTTP
 /// client sets the upstream's) and `Content-Length` (recomputed from the buffered body), plus
 /// `X-Forwarded-For` (the client appended), `X-Forwarded-Proto` and `X-Forwarded-Host`
-/// (kept when a proxy in front set them).
-pub fn outgoing(incoming: &HeaderMap, client: Option<IpAddr>) -> HeaderMap {
-    let mut headers = incoming.clone();
+/// (kept when a proxy in front set them). Takes the incoming map over rather than copying it.
+pub fn outgoing(mut headers: HeaderMap, client: Option<IpAddr>) -> HeaderMap {
+    // Read before anything is removed: `Connection` may name `X-Forwarded-For` itself.
+    let forwarded_for = client.and_then(|ip| forwarded_for(&headers, ip));
     strip_hop_by_hop(&mut headers);
     let host = headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
-    if let Some(ip) = client {
-        let prior: Vec<&str> = incoming
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let chain = if prior.is_empty() {
-            ip.to_string()
-        } else {
-            format!("{}, {ip}", prior.join(", "))
-        };
-        if let Ok(value) = HeaderValue::from_str(&chain) {
-            headers.insert(X_FORWARDED_FOR, value);
-        }
+    // Room for the three below, so adding them never regrows the map.
+    headers.reserve(3);
+    if let Some(value) = forwarded_for {
+        headers.insert(X_FORWARDED_FOR, value);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         // The gateway itself only speaks plain HTTP; TLS ends in front of it, which sets this.
@@ -85,6 +76,44 @@ pub fn outgoing(incoming: &HeaderMap, client: Option<IpAddr>) -> HeaderMap {
         headers.insert(X_FORWARDED_HOST, host);
     }
     headers
+}
+
+/// The incoming `X-Forwarded-For` chain with `ip` appended.
+fn forwarded_for(incoming: &HeaderMap, ip: IpAddr) -> Option<HeaderValue> {
+    let mut prior = incoming
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .peekable();
+    if prior.peek().is_none() {
+        return HeaderValue::from_str(&address(ip)).ok();
+    }
+    let mut chain = prior.collect::<Vec<&str>>().join(", ");
+    chain.push_str(", ");
+    chain.push_str(&address(ip));
+    HeaderValue::from_str(&chain).ok()
+}
+
+/// `ip` as text; an IPv4 address written by hand, as `Display` goes through the formatting
+/// machinery (padding and all) and took more instructions than the rest of this module.
+fn address(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
 }
 
 /// A header map as the records keep headers: names and raw values, in order.
@@ -128,11 +157,44 @@ mod tests {
         headers.insert(header::HOST, HeaderValue::from_static("gw.local"));
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
-        let out = outgoing(&headers, Some(IpAddr::from([127, 0, 0, 1])));
+        let out = outgoing(headers, Some(IpAddr::from([127, 0, 0, 1])));
         assert_eq!(out["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(out["x-forwarded-proto"], "http");
         assert_eq!(out["x-forwarded-host"], "gw.local");
         assert!(!out.contains_key(header::HOST));
         assert!(!out.contains_key(header::CONTENT_LENGTH));
+    }
+
+    #[test]
+    fn forwarded_for_starts_a_chain_and_survives_a_connection_naming_it() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("x-forwarded-for"),
+        );
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
+        let out = outgoing(headers, Some(IpAddr::from([192, 168, 10, 200])));
+        assert_eq!(out["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 192.168.10.200");
+        let out = outgoing(HeaderMap::new(), Some("::1".parse().expect("an address")));
+        assert_eq!(out["x-forwarded-for"], "::1");
+        assert!(!outgoing(HeaderMap::new(), None).contains_key("x-forwarded-for"));
+    }
+
+    #[test]
+    fn an_ipv4_address_is_written_as_display_writes_it() {
+        for octets in [
+            [0, 0, 0, 0],
+            [127, 0, 0, 1],
+            [9, 10, 99, 100],
+            [255, 255, 255, 255],
+        ] {
+            let ip = IpAddr::from(octets);
+            assert_eq!(address(ip), ip.to_string());
+        }
+        for n in (0..=u32::MAX).step_by(9_999_991) {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(n));
+            assert_eq!(address(ip), ip.to_string());
+        }
     }
 }

@@ -7,7 +7,7 @@ mod fallbacks;
 mod headers;
 mod outcome;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -83,15 +83,34 @@ impl Pipeline {
         response
     }
 
-    /// Like [`proxy`](Self::proxy), with the outcome returned alongside.
+    /// Like [`proxy`](Self::proxy), with the outcome returned alongside. The client's address
+    /// (for `X-Forwarded-For`) is the request's `ConnectInfo<SocketAddr>`, if it has one.
     pub async fn proxy_with_outcome(
         &self,
         upstream: &Upstream,
         request: Request<Body>,
         tail: &str,
     ) -> (Response<Body>, ProxyOutcome) {
+        let client = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        self.proxy_from(upstream, request, tail, client).await
+    }
+
+    /// Like [`proxy_with_outcome`](Self::proxy_with_outcome) for a request from `client`,
+    /// given directly (the gateway's own connections do, rather than through an extension).
+    pub async fn proxy_from(
+        &self,
+        upstream: &Upstream,
+        request: Request<Body>,
+        tail: &str,
+        client: Option<IpAddr>,
+    ) -> (Response<Body>, ProxyOutcome) {
         let mut outcome = ProxyOutcome::new(upstream.name());
-        let response = self.run(upstream, request, tail, &mut outcome).await;
+        let response = self
+            .run(upstream, request, tail, client, &mut outcome)
+            .await;
         outcome.status = response.status().as_u16();
         (response, outcome)
     }
@@ -101,6 +120,7 @@ impl Pipeline {
         upstream: &Upstream,
         request: Request<Body>,
         tail: &str,
+        client: Option<IpAddr>,
         outcome: &mut ProxyOutcome,
     ) -> Response<Body> {
         let path_and_query = match path_and_query(tail, request.uri().query()) {
@@ -131,12 +151,8 @@ impl Pipeline {
                 return refuse(outcome, StatusCode::BAD_REQUEST, "bad_request", message);
             }
         };
-        let client = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip());
         let request = OutgoingRequest {
-            headers: headers::outgoing(&parts.headers, client),
+            headers: headers::outgoing(parts.headers, client),
             method: parts.method,
             path_and_query,
             body,

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::http::{HeaderMap, Method, Request, header};
+use axum::http::{HeaderMap, Method, Request, Uri, header};
 use opentelemetry::global;
 use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceId};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
@@ -26,15 +26,6 @@ use crate::upstream::Attempt;
 /// log line written inside the request.
 pub fn server_span<B>(request: &Request<B>, upstream: &str) -> Span {
     let method = request.method().as_str();
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
-    let (address, port) = match host.map(|h| h.rsplit_once(':')) {
-        Some(Some((name, port))) => (Some(name), port.parse::<u16>().ok()),
-        Some(None) => (host, None),
-        None => (None, None),
-    };
     let span = tracing::debug_span!(
         "proxy",
         // Formatted inside the macro, which evaluates field values only for an enabled span.
@@ -44,8 +35,8 @@ pub fn server_span<B>(request: &Request<B>, upstream: &str) -> Span {
         http.route = format!("/proxy/{upstream}/*"),
         url.path = request.uri().path(),
         url.scheme = "http",
-        server.address = address,
-        server.port = port,
+        server.address = server_address(request).0,
+        server.port = server_address(request).1,
         http.response.status_code = Empty,
         error.type = Empty,
         otel.status_code = Empty,
@@ -75,8 +66,25 @@ pub(super) fn current_trace_id() -> Option<TraceId> {
     span_context.is_valid().then(|| span_context.trace_id())
 }
 
+/// The host and port the request's `Host` header names.
+fn server_address<B>(request: &Request<B>) -> (Option<&str>, Option<u16>) {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    match host.map(|h| h.rsplit_once(':')) {
+        Some(Some((name, port))) => (Some(name), port.parse::<u16>().ok()),
+        Some(None) => (host, None),
+        None => (None, None),
+    }
+}
+
 /// Records the status the client got on the server span.
 pub fn record_response(span: &Span, status: u16) {
+    // A disabled span records nothing; the status text is not worth making for it.
+    if span.is_disabled() {
+        return;
+    }
     span.record("http.response.status_code", status);
     if status >= 500 {
         span.record("error.type", status.to_string());
@@ -103,20 +111,30 @@ pub fn record_decision(span: &Span, decision: Option<Decision>) {
 }
 
 /// The client span of one physical attempt (`number` 0 is the first; later ones are resends).
-pub fn client_span(method: &Method, url: &reqwest::Url, number: u32) -> Span {
+/// `uri` is the absolute request target, which reads as the URL sent to.
+pub fn client_span(method: &Method, uri: &Uri, number: u32) -> Span {
     tracing::debug_span!(
         "http.client",
         otel.name = method.as_str(),
         otel.kind = "client",
         http.request.method = method.as_str(),
-        server.address = url.host_str(),
-        server.port = url.port_or_known_default(),
-        url.full = url.as_str(),
+        server.address = uri.host(),
+        server.port = uri.port_u16().or_else(|| default_port(uri.scheme_str())),
+        url.full = uri.to_string(),
         http.request.resend_count = (number > 0).then_some(number),
         http.response.status_code = Empty,
         error.type = Empty,
         otel.status_code = Empty,
     )
+}
+
+/// The port a URL of `scheme` means when it names none.
+fn default_port(scheme: Option<&str>) -> Option<u16> {
+    match scheme {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    }
 }
 
 /// Writes the client span's context into the outgoing `headers` (`traceparent`, `tracestate`).
@@ -130,6 +148,9 @@ pub fn inject(span: &Span, headers: &mut HeaderMap) {
 
 /// Records how the attempt ended on its client span.
 pub fn record_attempt(span: &Span, attempt: &Attempt) {
+    if span.is_disabled() {
+        return;
+    }
     if let Some(status) = attempt.status {
         span.record("http.response.status_code", status);
         if status >= 500 {

@@ -109,7 +109,7 @@ impl Upstream {
             last_error: Some(error),
         };
         let uri = match self.target(&path) {
-            Ok((_, uri)) => uri,
+            Ok(uri) => uri,
             Err(e) => return unhealthy(e.message, None),
         };
         let request = self

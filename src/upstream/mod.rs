@@ -131,7 +131,7 @@ impl Upstream {
 
     async fn run(&self, request: &OutgoingRequest, retryable: bool) -> Call {
         let mut attempts = Vec::new();
-        let (url, uri) = match self.target(&request.path_and_query) {
+        let uri = match self.target(&request.path_and_query) {
             Ok(target) => target,
             Err(error) => return finished(CallEnd::Failed(error), attempts, None),
         };
@@ -155,7 +155,7 @@ impl Upstream {
             let probe = permit.is_probe();
             let started = Instant::now();
             let left = deadline.saturating_duration_since(started);
-            let (end, attempt) = self.attempt(request, &url, &uri, left, number, probe).await;
+            let (end, attempt) = self.attempt(request, &uri, left, number, probe).await;
             permit.record_timed(attempt.outcome, attempt.duration);
             attempts.push(attempt);
             // Only plain failures are retried: a Retry-After answer asked us to back off, and a
@@ -188,13 +188,12 @@ impl Upstream {
     async fn attempt(
         &self,
         request: &OutgoingRequest,
-        url: &reqwest::Url,
         uri: &Uri,
         left: Duration,
         number: u32,
         probe: bool,
     ) -> (CallEnd, Attempt) {
-        let span = telemetry::client_span(&request.method, url, number);
+        let span = telemetry::client_span(&request.method, uri, number);
         let mut headers = request.headers.clone();
         telemetry::inject(&span, &mut headers);
         let (end, attempt) = self
@@ -257,15 +256,23 @@ impl Upstream {
         half + half.mul_f64(self.jitter.fraction())
     }
 
-    /// The upstream's URL for `path_and_query` (see [`Upstream::url`]), and the same as the
-    /// request target the client is given.
-    fn target(&self, path_and_query: &str) -> Result<(reqwest::Url, Uri), CallError> {
+    /// The request target for `path_and_query`: the URL [`Upstream::url`] gives, as the client
+    /// takes it. A path of plain characters is appended as text, without building the URL.
+    fn target(&self, path_and_query: &str) -> Result<Uri, CallError> {
+        let (tail, query) = match path_and_query.split_once('?') {
+            Some((tail, query)) => (tail, Some(query)),
+            None => (path_and_query, None),
+        };
+        if path::check(tail, query).is_ok()
+            && let Some(uri) = self.base.verbatim(tail, query)
+        {
+            return Ok(uri);
+        }
         let url = self.url(path_and_query)?;
-        let uri = self.base.uri(&url).map_err(|e| CallError {
+        self.base.uri(&url).map_err(|e| CallError {
             kind: FailureKind::InvalidRequest,
             message: format!("path {path_and_query:?} refused: {e}"),
-        })?;
-        Ok((url, uri))
+        })
     }
 
     /// The upstream's URL for `path_and_query`, appended as is (never normalised). Refuses a

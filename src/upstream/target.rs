@@ -14,6 +14,9 @@ use reqwest::Url;
 #[derive(Debug, Clone)]
 pub(super) struct BaseUrl {
     parsed: Option<Url>,
+    /// Its path as written, when parsing kept it as it is: then a checked tail made only of
+    /// characters the URL parser keeps can be appended as text (see [`BaseUrl::verbatim`]).
+    verbatim_path: Option<String>,
     /// Its scheme and authority as the client takes them, and its `Host` header.
     origin: Option<Origin>,
 }
@@ -46,10 +49,55 @@ impl BaseUrl {
     /// Parses `text` (`scheme://authority[/path]`, as the configuration keeps it).
     pub(super) fn new(text: &str) -> Self {
         let parsed = Url::parse(text).ok();
+        let written = text
+            .split_once("://")
+            .map(|(_, rest)| rest.find('/').map_or("", |slash| &rest[slash..]));
+        let verbatim_path = match (&parsed, written) {
+            (Some(url), Some(path))
+                if url.path() == path || (path.is_empty() && url.path() == "/") =>
+            {
+                Some(path.to_owned())
+            }
+            _ => None,
+        };
         Self {
             origin: parsed.as_ref().and_then(Origin::of),
             parsed,
+            verbatim_path,
         }
+    }
+
+    /// The request target for `tail` and `query` (which passed the path check) without
+    /// building a URL, when every character of them is one the URL parser keeps as it is:
+    /// then the target is the text appended, the same one [`join`](Self::join) and
+    /// [`uri`](Self::uri) give (a test compares them). `None` when that is not certain.
+    pub(super) fn verbatim(&self, tail: &str, query: Option<&str>) -> Option<Uri> {
+        let (Some(base_path), Some(origin)) = (&self.verbatim_path, &self.origin) else {
+            return None;
+        };
+        let kept =
+            tail.bytes().all(kept_in_path) && query.is_none_or(|q| q.bytes().all(kept_in_query));
+        if !kept {
+            return None;
+        }
+        let mut text =
+            String::with_capacity(base_path.len() + tail.len() + 2 + query.map_or(0, str::len));
+        text.push_str(base_path);
+        text.push_str(tail);
+        if text.is_empty() {
+            // A special URL's path is never empty.
+            text.push('/');
+        }
+        if let Some(query) = query {
+            text.push('?');
+            text.push_str(query);
+        }
+        let path_and_query = PathAndQuery::try_from(text).ok()?;
+        let mut parts = axum::http::uri::Parts::default();
+        parts.scheme = Some(origin.scheme.clone());
+        parts.authority = Some(origin.authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).ok()
     }
 
     /// `url` (one [`join`](Self::join) gave) as the client's request target: the origin parsed
@@ -118,6 +166,23 @@ impl BaseUrl {
     }
 }
 
+/// Whether the URL parser keeps `b` as it is in the path of an `http(s)` URL: printable ASCII
+/// outside its path percent-encode set, and no `\` (a separator there). Dots need no care: the
+/// path check refuses dot segments, encoded ones included.
+fn kept_in_path(b: u8) -> bool {
+    b.is_ascii_graphic()
+        && !matches!(
+            b,
+            b'"' | b'#' | b'<' | b'>' | b'?' | b'`' | b'{' | b'}' | b'\\'
+        )
+}
+
+/// Whether the URL parser keeps `b` as it is in the query of an `http(s)` URL (its special-query
+/// percent-encode set).
+fn kept_in_query(b: u8) -> bool {
+    b.is_ascii_graphic() && !matches!(b, b'"' | b'#' | b'<' | b'>' | b'\'')
+}
+
 /// The same URL by parsing it whole.
 fn whole(text: &str, tail: &str, query: Option<&str>) -> Result<Url, String> {
     let joined = match query {
@@ -153,11 +218,16 @@ mod tests {
         );
         // The request target built from the parsed origin is the one a whole parse gives.
         let url = joined.expect("joins");
+        let target = base.uri(&url);
         assert_eq!(
-            base.uri(&url),
+            target,
             Uri::try_from(url.as_str()).map_err(|e| e.to_string()),
             "{url}"
         );
+        // The target appended as text, when it is, is the same.
+        if let Some(verbatim) = base.verbatim(tail, query) {
+            assert_eq!(Ok(verbatim), target, "{text} + {tail:?} + {query:?}");
+        }
     }
 
     #[test]
@@ -221,6 +291,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn plain_paths_are_appended_as_text_and_others_are_not() {
+        let base = BaseUrl::new("http://127.0.0.1:8080/api");
+        let uri = base
+            .verbatim("/item/1", Some("a=1&b=%2F"))
+            .expect("appended");
+        assert_eq!(uri, "http://127.0.0.1:8080/api/item/1?a=1&b=%2F");
+        let root = BaseUrl::new("http://127.0.0.1:8080");
+        assert_eq!(
+            root.verbatim("", None).expect("appended"),
+            "http://127.0.0.1:8080/"
+        );
+        assert_eq!(
+            root.verbatim("", Some("")).expect("appended"),
+            "http://127.0.0.1:8080/?"
+        );
+        // Characters the parser encodes take the URL's way.
+        assert!(base.verbatim("/\u{e9}", None).is_none());
+        assert!(base.verbatim("/{x}", None).is_none());
+        assert!(base.verbatim("/x", Some("q='")).is_none());
+        // So does a base path the parser rewrites.
+        let encoded = BaseUrl::new("http://example.test/\u{e9}");
+        assert!(encoded.verbatim("/x", None).is_none());
     }
 
     #[test]
