@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use proxy_support::TestUpstream;
 use reqwest::StatusCode;
 use serde_json::Value;
+use support::prometheus::Scrape;
 use support::raw_http::{exchange, status_code};
 use support::served::ServedGateway;
 use support::temp_dir::TempDir;
@@ -463,6 +464,24 @@ async fn queued_request_is_replayed_once_when_the_breaker_closes() {
         .expect("still listed");
     assert_eq!(entry["status"], "delivered");
     assert_eq!(delivered(queued.clone()).await, 2, "delivered exactly once");
+
+    // The replay is a call through the breaker like any other: counted with its outcome.
+    let text = reqwest::get(gw.url("/metrics"))
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("metrics text");
+    let calls = |outcome: &str| {
+        Scrape::parse(&text)
+            .get(
+                "breakerbox_calls_total",
+                &[("breaker", "qbittorrent"), ("outcome", outcome)],
+            )
+            .unwrap_or(0.0)
+    };
+    assert_eq!(calls("failure"), 1.0, "the original attempt");
+    assert_eq!(calls("success"), 1.0, "the replay");
     gw.stop().await;
 }
 

@@ -432,13 +432,15 @@ impl fmt::Debug for ByName {
 impl Deliver for ByName {
     fn deliver<'a>(&'a self, request: &'a QueuedRequest) -> BoxFuture<'a, Delivery> {
         Box::pin(async move {
-            let upstream = self
-                .gateway
-                .upgrade()
-                .and_then(|gateway| gateway.upstream_named(&self.name));
-            match upstream {
-                Some(upstream) => upstream.deliver(request).await,
-                None => Delivery::Failed {
+            let gateway = self.gateway.upgrade();
+            let upstream = gateway.as_ref().and_then(|g| g.upstream_named(&self.name));
+            match (gateway, upstream) {
+                (Some(gateway), Some(upstream)) => {
+                    let replay = upstream.replay(request).await;
+                    gateway.telemetry().record_replay(&self.name, &replay);
+                    replay.delivery
+                }
+                _ => Delivery::Failed {
                     reason: format!("upstream `{}` is no longer configured", self.name),
                 },
             }

@@ -18,6 +18,7 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::breaker::{Breaker, Listener, State, Transition};
 use crate::pipeline::ProxyOutcome;
+use crate::upstream::Replay;
 
 pub use refresh::{CONTENT_TYPE, REFRESH_EVERY, refresh_periodically};
 pub use spans::{
@@ -70,6 +71,13 @@ impl Telemetry {
     /// fallback that answered, retries. An upstream that is not tracked records nothing.
     pub fn record_proxy(&self, outcome: &ProxyOutcome) {
         self.inner.metrics.proxied(outcome);
+    }
+
+    /// Records a queue replay: its attempt's outcome and latency, or the breaker's refusal. A
+    /// replay is a call through the breaker like a proxied one, so it counts in
+    /// `breakerbox_calls_total`.
+    pub fn record_replay(&self, upstream: &str, replay: &Replay) {
+        self.inner.metrics.replayed(upstream, replay);
     }
 
     /// Counts a configuration reload, successful or refused.

@@ -1,5 +1,6 @@
 //! Breaker data becomes Prometheus series here and nowhere else: transitions (from the
-//! listener), call outcomes (from each proxied response's [`ProxyOutcome`]) and the gauges
+//! listener), call outcomes (from each proxied response's [`ProxyOutcome`] and each queue
+//! [`Replay`]) and the gauges
 //! refreshed from snapshots. Only breakers of the configuration are tracked, so label values
 //! stay bounded: an outcome for a name not tracked records nothing.
 
@@ -12,7 +13,7 @@ use arc_swap::ArcSwap;
 use super::series::BreakerSeries;
 use crate::breaker::{Breaker, Snapshot, Transition};
 use crate::pipeline::{Decision, ProxyOutcome};
-use crate::upstream::RetryStop;
+use crate::upstream::{Replay, RetryStop};
 
 /// The series of every tracked breaker of one gateway.
 #[derive(Debug, Default)]
@@ -101,6 +102,22 @@ impl Metrics {
             .clone();
         self.tracked.store(Arc::new(next));
         Some(tracked)
+    }
+
+    /// Records one queue replay.
+    pub(super) fn replayed(&self, upstream: &str, replay: &Replay) {
+        let tracked = self.tracked.load();
+        let Some(tracked) = tracked.get(upstream) else {
+            return;
+        };
+        for attempt in &replay.attempts {
+            tracked
+                .series
+                .attempt(attempt.outcome, attempt.duration, tracked.slow_after);
+        }
+        if replay.rejected {
+            tracked.series.rejected();
+        }
     }
 
     /// Records one proxied request from its outcome.

@@ -5,48 +5,74 @@ use futures_util::future::BoxFuture;
 
 use crate::fallback::{Deliver, Delivery, QueuedRequest};
 
-use super::{CallEnd, OutgoingRequest, Upstream, is_failure};
+use super::{Attempt, CallEnd, OutgoingRequest, Upstream, is_failure};
+
+/// One replay: what it means for the queue, and what the breaker saw, for telemetry.
+#[derive(Debug)]
+pub struct Replay {
+    /// The queue's view of the attempt.
+    pub delivery: Delivery,
+    /// The physical attempt, if one was made (none when the breaker turned the replay away or
+    /// the stored request could not be sent).
+    pub attempts: Vec<Attempt>,
+    /// The breaker turned the replay away.
+    pub rejected: bool,
+}
+
+impl Upstream {
+    /// Sends a stored request once through the breaker (never retried: the queue retries on its
+    /// own schedule).
+    pub async fn replay(&self, request: &QueuedRequest) -> Replay {
+        let Ok(method) = Method::from_bytes(request.method.as_bytes()) else {
+            return Replay {
+                delivery: Delivery::Failed {
+                    reason: format!("invalid method {:?}", request.method),
+                },
+                attempts: Vec::new(),
+                rejected: false,
+            };
+        };
+        let mut headers = HeaderMap::with_capacity(request.headers.len());
+        for (name, value) in &request.headers {
+            // Stored headers came from a valid request; a row that no longer parses (edited
+            // by hand, say) loses that header rather than the whole request.
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_bytes(value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        let outgoing = OutgoingRequest {
+            method,
+            path_and_query: request.path_and_query.clone(),
+            headers,
+            body: request.body.clone(),
+        };
+        let call = self.call_once(&outgoing).await;
+        let rejected = matches!(call.end, CallEnd::Rejected(_));
+        let delivery = match call.end {
+            CallEnd::Rejected(_) => Delivery::Rejected,
+            CallEnd::Failed(error) => Delivery::Failed {
+                reason: format!("{}: {}", error.kind.as_str(), error.message),
+            },
+            CallEnd::Answered { response, outcome } if is_failure(outcome) => Delivery::Failed {
+                reason: format!("upstream answered {}", response.status()),
+            },
+            CallEnd::Answered { response, .. } => Delivery::Delivered {
+                status: response.status().as_u16(),
+            },
+        };
+        Replay {
+            delivery,
+            attempts: call.attempts,
+            rejected,
+        }
+    }
+}
 
 impl Deliver for Upstream {
     fn deliver<'a>(&'a self, request: &'a QueuedRequest) -> BoxFuture<'a, Delivery> {
-        Box::pin(async move {
-            let Ok(method) = Method::from_bytes(request.method.as_bytes()) else {
-                return Delivery::Failed {
-                    reason: format!("invalid method {:?}", request.method),
-                };
-            };
-            let mut headers = HeaderMap::with_capacity(request.headers.len());
-            for (name, value) in &request.headers {
-                // Stored headers came from a valid request; a row that no longer parses (edited
-                // by hand, say) loses that header rather than the whole request.
-                if let (Ok(name), Ok(value)) = (
-                    HeaderName::from_bytes(name.as_bytes()),
-                    HeaderValue::from_bytes(value),
-                ) {
-                    headers.append(name, value);
-                }
-            }
-            let outgoing = OutgoingRequest {
-                method,
-                path_and_query: request.path_and_query.clone(),
-                headers,
-                body: request.body.clone(),
-            };
-            let call = self.call_once(&outgoing).await;
-            match call.end {
-                CallEnd::Rejected(_) => Delivery::Rejected,
-                CallEnd::Failed(error) => Delivery::Failed {
-                    reason: format!("{}: {}", error.kind.as_str(), error.message),
-                },
-                CallEnd::Answered { response, outcome } if is_failure(outcome) => {
-                    Delivery::Failed {
-                        reason: format!("upstream answered {}", response.status()),
-                    }
-                }
-                CallEnd::Answered { response, .. } => Delivery::Delivered {
-                    status: response.status().as_u16(),
-                },
-            }
-        })
+        Box::pin(async move { self.replay(request).await.delivery })
     }
 }

@@ -26,6 +26,7 @@ pub use budget::{RETRY_BUDGET_WINDOW, RetryBudget};
 pub use call::{Attempt, Call, CallEnd, CallError, OutgoingRequest, RetryStop};
 pub use classify::{FailureKind, classify_status, is_failure, parse_http_date, parse_retry_after};
 pub use clients::{ClientError, HttpClients};
+pub use deliver::Replay;
 pub use exchange::{SHORT_BODY_MAX, UpstreamResponse};
 pub use health::{HEALTH_CHECK_INTERVAL, HealthReport, HealthStatus, ProbeHandle};
 pub use path::{BadPath, check_tail, path_and_query};
