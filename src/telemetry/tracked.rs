@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 
 use super::series::BreakerSeries;
 use crate::breaker::{Breaker, Snapshot, Transition};
+use crate::fallback::Delivery;
 use crate::pipeline::{Decision, ProxyOutcome};
 use crate::upstream::{Replay, RetryStop};
 
@@ -115,7 +116,7 @@ impl Metrics {
                 .series
                 .attempt(attempt.outcome, attempt.duration, tracked.slow_after);
         }
-        if replay.rejected {
+        if replay.delivery == Delivery::Rejected {
             tracked.series.rejected();
         }
     }

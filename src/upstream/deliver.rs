@@ -12,11 +12,9 @@ use super::{Attempt, CallEnd, OutgoingRequest, Upstream, is_failure};
 pub struct Replay {
     /// The queue's view of the attempt.
     pub delivery: Delivery,
-    /// The physical attempt, if one was made (none when the breaker turned the replay away or
-    /// the stored request could not be sent).
+    /// The physical attempt, if one was made (none when the breaker turned the replay away
+    /// ([`Delivery::Rejected`]) or the stored request could not be sent).
     pub attempts: Vec<Attempt>,
-    /// The breaker turned the replay away.
-    pub rejected: bool,
 }
 
 impl Upstream {
@@ -29,7 +27,6 @@ impl Upstream {
                     reason: format!("invalid method {:?}", request.method),
                 },
                 attempts: Vec::new(),
-                rejected: false,
             };
         };
         let mut headers = HeaderMap::with_capacity(request.headers.len());
@@ -50,7 +47,6 @@ impl Upstream {
             body: request.body.clone(),
         };
         let call = self.call_once(&outgoing).await;
-        let rejected = matches!(call.end, CallEnd::Rejected(_));
         let delivery = match call.end {
             CallEnd::Rejected(_) => Delivery::Rejected,
             CallEnd::Failed(error) => Delivery::Failed {
@@ -66,7 +62,6 @@ impl Upstream {
         Replay {
             delivery,
             attempts: call.attempts,
-            rejected,
         }
     }
 }
