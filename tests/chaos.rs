@@ -542,10 +542,7 @@ async fn every_answer_under_chaos_is_the_upstreams_a_fallback_or_a_json_503() {
 
 /// The gateway's queue table, rows by status, read from its SQLite file.
 async fn queue_rows(db: &Path) -> BTreeMap<String, i64> {
-    let options = SqliteConnectOptions::new().filename(db).read_only(true);
-    let pool = SqlitePool::connect_with(options)
-        .await
-        .expect("open the gateway's database");
+    let pool = read_only(db).await.expect("open the gateway's database");
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT status, COUNT(*) FROM queued_requests GROUP BY status")
             .fetch_all(&pool)
@@ -557,8 +554,7 @@ async fn queue_rows(db: &Path) -> BTreeMap<String, i64> {
 
 /// One queued request's row (status, status code, reason, attempts), for a failure message.
 async fn queue_row(db: &Path, id: &str) -> Option<(String, Option<i64>, Option<String>, i64)> {
-    let options = SqliteConnectOptions::new().filename(db).read_only(true);
-    let pool = SqlitePool::connect_with(options).await.ok()?;
+    let pool = read_only(db).await.ok()?;
     let row = sqlx::query_as(
         "SELECT status, status_code, reason, attempts FROM queued_requests WHERE id = $1",
     )
@@ -569,6 +565,11 @@ async fn queue_row(db: &Path, id: &str) -> Option<(String, Option<i64>, Option<S
     .flatten();
     pool.close().await;
     row
+}
+
+/// The gateway's SQLite file, opened without writing to it.
+async fn read_only(db: &Path) -> Result<SqlitePool, sqlx::Error> {
+    SqlitePool::connect_with(SqliteConnectOptions::new().filename(db).read_only(true)).await
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {

@@ -29,6 +29,7 @@ use serde_json::Value;
 use sqlx::Connection;
 use support::gateway_process::{GatewayProcess, Listen, Output};
 use support::postgres::PgServer;
+use support::prometheus::Scrape;
 use support::temp_dir::TempDir;
 use support::wait::eventually;
 
@@ -231,15 +232,11 @@ impl Gateway {
             .await
             .expect("/metrics answers");
         assert_eq!(answer.status(), 200, "/metrics");
-        let text = answer.text().await.expect("metrics text");
-        let value = |series: &str| {
-            text.lines()
-                .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
+        let scrape = Scrape::parse(&answer.text().await.expect("metrics text"));
+        let value = |name: &str, labels: &[(&str, &str)]| scrape.get(name, labels).unwrap_or(0.0);
         (
-            value("breakerbox_store_degraded "),
-            value("breakerbox_queue_depth{breaker=\"b\"} "),
+            value("breakerbox_store_degraded", &[]),
+            value("breakerbox_queue_depth", &[("breaker", "b")]),
         )
     }
 
