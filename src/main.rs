@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use breakerbox::config::{self, Config};
-use breakerbox::{demo, gateway, status, telemetry};
+use breakerbox::{demo, gateway, server, status, telemetry};
 use clap::{Parser, Subcommand};
 
 // The binary's allocator, not the library's: about 12 % fewer instructions per proxied call
@@ -65,7 +65,7 @@ fn main() -> ExitCode {
                 Err(error) => return fail(&error),
             };
             runtime(async move {
-                let served = gateway::run(loaded, Some(config)).await;
+                let served = server::run(loaded, Some(config)).await;
                 telemetry::shutdown_traces().await;
                 served
             })
@@ -113,7 +113,7 @@ async fn demo_run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let stop = gateway.shutdown_signal();
     let targets = demo::targets(&config);
     let driver = tokio::spawn(async move { demo::drive(&base, targets, stop).await });
-    gateway::serve(gateway, listener, gateway::termination()).await?;
+    server::serve(gateway, listener, server::termination()).await?;
     let _ = driver.await;
     upstreams.shutdown().await;
     telemetry::shutdown_traces().await;

@@ -81,7 +81,9 @@ fn strip_comments(source: &str) -> String {
             }
             if ahead.peek() == Some(&'"') {
                 ahead.next();
-                let closing: String = std::iter::once('"').chain("#".repeat(hashes).chars()).collect();
+                let closing: String = std::iter::once('"')
+                    .chain("#".repeat(hashes).chars())
+                    .collect();
                 let mut body = String::new();
                 for next in ahead.by_ref() {
                     body.push(next);
@@ -97,11 +99,10 @@ fn strip_comments(source: &str) -> String {
         if c == '\'' {
             // A character literal ('"', '\'') must not open a string; a lifetime is left alone.
             let mut ahead = chars.clone();
-            let literal = match (ahead.next(), ahead.next(), ahead.next()) {
-                (Some('\\'), _, _) => true,
-                (Some(_), Some('\''), _) => true,
-                _ => false,
-            };
+            let literal = matches!(
+                (ahead.next(), ahead.next()),
+                (Some('\\'), _) | (Some(_), Some('\''))
+            );
             if literal {
                 out.push(c);
                 let mut escaped = false;
@@ -311,7 +312,10 @@ fn a_planted_back_import_is_caught() {
         ["src/pipeline/x.rs:2: `pipeline` imports `api`, which is not below it"]
     );
     // Grouped, multi-line and inline paths count; comments and strings of other crates do not.
-    assert_eq!(plant("use crate::{\n    breaker::State,\n    api::{self, x},\n};").len(), 1);
+    assert_eq!(
+        plant("use crate::{\n    breaker::State,\n    api::{self, x},\n};").len(),
+        1
+    );
     assert_eq!(plant("fn f() -> crate::api::X { todo!() }").len(), 1);
     assert!(plant("// crate::api\n/* crate::api */\nuse other_crate::api;").is_empty());
     assert!(plant("let q = '\"'; let s = r#\"crate::api \" \"#; // crate::api").is_empty());

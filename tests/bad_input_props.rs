@@ -11,8 +11,8 @@ mod support;
 use std::sync::{Arc, LazyLock};
 
 use breakerbox::config::{self, Key};
-use breakerbox::gateway::framing::{FramingTracker, Refusal, RefusalReason};
 use breakerbox::pipeline::path_and_query;
+use breakerbox::server::framing::{FramingTracker, Refusal, RefusalReason};
 use breakerbox::upstream::Upstream;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -343,7 +343,7 @@ fn the_gateway_answers_generated_streams_as_the_tracker_predicts() {
 }
 
 async fn start_gateway() -> (String, proxy_support::TestUpstream, TempDir) {
-    use breakerbox::gateway::{self, Gateway};
+    use breakerbox::gateway::Gateway;
     let upstream = proxy_support::TestUpstream::start().await;
     let dir = TempDir::new();
     let text = format!(
@@ -360,6 +360,10 @@ async fn start_gateway() -> (String, proxy_support::TestUpstream, TempDir) {
         .expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     // Serves until the runtime is dropped at the end of the test.
-    tokio::spawn(gateway::serve(gateway, listener, std::future::pending()));
+    tokio::spawn(breakerbox::server::serve(
+        gateway,
+        listener,
+        std::future::pending(),
+    ));
     (addr, upstream, dir)
 }

@@ -16,7 +16,8 @@ use support::wait::wait_until;
 #[tokio::test]
 async fn replay_delivers_in_order_and_stops_at_the_first_failure() {
     let dir = TempDir::new();
-    let queue = RequestQueue::new(open(&dir.sqlite_url("r.db")).await);
+    let store = open(&dir.sqlite_url("r.db")).await;
+    let queue = RequestQueue::new(store.clone());
     let reqs: Vec<_> = (0..5).map(|n| request("qbittorrent", n)).collect();
     for r in &reqs {
         assert_eq!(queue.enqueue(r.clone()).await, Ok(Durability::Stored));
@@ -60,7 +61,7 @@ async fn replay_delivers_in_order_and_stops_at_the_first_failure() {
         0
     );
 
-    let entries = queue.store().queue_entries(10).await;
+    let entries = store.queue_entries(10).await;
     let status_of = |id| {
         entries
             .iter()
@@ -94,7 +95,7 @@ async fn a_long_replay_prunes_finished_requests_as_it_goes() {
     .await;
     // Every delivery may prune: the replay itself keeps the finished rows down, not only
     // the replayer's cycle after it.
-    let queue = RequestQueue::new(store).prune_every(Duration::ZERO);
+    let queue = RequestQueue::new(store.clone()).prune_every(Duration::ZERO);
     for n in 0..8 {
         queue
             .enqueue(request("qbittorrent", n))
@@ -107,8 +108,7 @@ async fn a_long_replay_prunes_finished_requests_as_it_goes() {
         .await
         .expect("replay");
     assert_eq!(report.delivered, 8);
-    let finished = queue
-        .store()
+    let finished = store
         .queue_entries(100)
         .await
         .iter()

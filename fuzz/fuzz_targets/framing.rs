@@ -2,7 +2,7 @@
 //! however the bytes are split into reads, and agrees with httparse on the first head.
 #![no_main]
 
-use breakerbox::gateway::framing::{FramingTracker, MAX_HEAD_BYTES, Refusal, RefusalReason};
+use breakerbox::server::framing::{FramingTracker, MAX_HEAD_BYTES, Refusal, RefusalReason};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

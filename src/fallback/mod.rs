@@ -3,17 +3,21 @@
 //!
 //! The seams below keep the data flowing one way: the pipeline hands requests to an [`Enqueue`]
 //! and responses to a [`CacheStore`]; the queue's replay hands requests back to a [`Deliver`].
-//! The store implements the persistence, the upstream client the delivery.
+//! The store implements the persistence ([`QueueStore`], [`CacheStore`]); delivery goes through
+//! the upstream client.
 
 use std::fmt;
 
 use futures_util::future::BoxFuture;
+use uuid::Uuid;
 
 pub mod cache;
 pub mod degraded;
+mod deliver;
 pub mod queue;
 pub mod records;
 
+pub use crate::outcome::Delivery;
 pub use records::{CachedResponse, QueueStatus, QueuedRequest};
 
 /// Why a request could not be queued.
@@ -45,27 +49,41 @@ pub trait Enqueue: Send + Sync + 'static {
     fn enqueue(&self, request: QueuedRequest) -> BoxFuture<'_, Result<Durability, QueueError>>;
 }
 
-/// What became of one delivery attempt of a queued request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
-    /// The upstream answered (any status that is not a failure for its breaker).
-    Delivered {
-        /// The upstream's HTTP status.
-        status: u16,
-    },
-    /// The upstream's breaker turned the attempt away: stop replaying, try again when it closes.
-    Rejected,
-    /// The attempt failed (connection error, timeout, failure status): keep it pending.
-    Failed {
-        /// What went wrong.
-        reason: String,
-    },
-}
-
 /// Sends a queued request to its upstream (implemented by the upstream client).
 pub trait Deliver: Send + Sync + 'static {
     /// One attempt, through the upstream's breaker.
     fn deliver<'a>(&'a self, request: &'a QueuedRequest) -> BoxFuture<'a, Delivery>;
+}
+
+/// Why the queue's store could not do what was asked (it is down, slow or refused the query).
+pub type StoreFailure = Box<dyn std::error::Error + Send + Sync>;
+
+/// Keeps queued requests durably, shared by every replica (implemented by the store). Claims are
+/// exclusive: a request claimed by one replayer is not handed to another until it is finished,
+/// released, or its claim lease runs out.
+pub trait QueueStore: Send + Sync + fmt::Debug + 'static {
+    /// Keeps `request`; says how safely.
+    fn enqueue(&self, request: QueuedRequest) -> BoxFuture<'_, Result<Durability, QueueError>>;
+
+    /// Claims the oldest pending request of `upstream`, if any.
+    fn claim_next<'a>(
+        &'a self,
+        upstream: &'a str,
+    ) -> BoxFuture<'a, Result<Option<QueuedRequest>, StoreFailure>>;
+
+    /// Records the final status of claimed request `id` after `attempts` attempts.
+    fn finish<'a>(
+        &'a self,
+        id: Uuid,
+        status: &'a QueueStatus,
+        attempts: u32,
+    ) -> BoxFuture<'a, Result<(), StoreFailure>>;
+
+    /// Makes claimed request `id` pending again after `attempts` attempts.
+    fn release(&self, id: Uuid, attempts: u32) -> BoxFuture<'_, Result<(), StoreFailure>>;
+
+    /// Removes finished requests past their retention; how many.
+    fn prune_finished(&self) -> BoxFuture<'_, Result<u64, StoreFailure>>;
 }
 
 /// Keeps cached responses beyond the memory cache (implemented by the store).

@@ -19,9 +19,10 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::store::{Store, StoreError};
-
-use super::{Deliver, Delivery, Durability, Enqueue, QueueError, QueueStatus, QueuedRequest};
+use super::{
+    Deliver, Delivery, Durability, Enqueue, QueueError, QueueStatus, QueueStore, QueuedRequest,
+    StoreFailure,
+};
 
 /// What one replay run did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -42,9 +43,9 @@ enum Owed {
     Release,
 }
 
-/// The queue behind fallback `queue`: an [`Enqueue`] on top of the [`Store`], plus its replay.
+/// The queue behind fallback `queue`: an [`Enqueue`] on top of a [`QueueStore`], plus its replay.
 pub struct RequestQueue {
-    store: Store,
+    store: Arc<dyn QueueStore>,
     closed: AtomicBool,
     /// What the store could not be told yet about claimed requests (request, what, attempts):
     /// told before the next claim.
@@ -59,9 +60,9 @@ pub struct RequestQueue {
 
 impl RequestQueue {
     /// A queue kept in `store`; replayers also run every 5 s as a safety net.
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: impl QueueStore) -> Self {
         Self {
-            store,
+            store: Arc::new(store),
             closed: AtomicBool::new(false),
             owed: Mutex::new(Vec::new()),
             every: Duration::from_secs(5),
@@ -82,11 +83,6 @@ impl RequestQueue {
         self
     }
 
-    /// The store underneath.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Refuses new requests from now on ([`QueueError::ShuttingDown`]).
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
@@ -98,7 +94,7 @@ impl RequestQueue {
         &self,
         upstream: &str,
         deliver: &dyn Deliver,
-    ) -> Result<ReplayReport, StoreError> {
+    ) -> Result<ReplayReport, StoreFailure> {
         self.replay_until(upstream, deliver, &|| false).await
     }
 
@@ -107,7 +103,7 @@ impl RequestQueue {
         upstream: &str,
         deliver: &dyn Deliver,
         stop: &(dyn Fn() -> bool + Sync),
-    ) -> Result<ReplayReport, StoreError> {
+    ) -> Result<ReplayReport, StoreFailure> {
         self.settle_owed().await?;
         let mut report = ReplayReport::default();
         while !stop() {
@@ -145,7 +141,7 @@ impl RequestQueue {
         Ok(report)
     }
 
-    async fn prune_finished(&self) -> Result<u64, StoreError> {
+    async fn prune_finished(&self) -> Result<u64, StoreFailure> {
         {
             let mut pruned_at = self
                 .pruned_at
@@ -167,7 +163,7 @@ impl RequestQueue {
         }
     }
 
-    async fn settle_owed(&self) -> Result<(), StoreError> {
+    async fn settle_owed(&self) -> Result<(), StoreFailure> {
         loop {
             let Some((id, owed, attempts)) = self.owed().last().cloned() else {
                 return Ok(());
@@ -233,7 +229,7 @@ impl Replayer {
 
 /// Starts a task that replays `upstream`'s queue through `deliver` when woken and every
 /// [`replay_every`](RequestQueue::replay_every), pruning finished requests
-/// ([`Store::prune_finished`]) as it goes and after each run. It ends once `shutdown` holds `true` (or its
+/// ([`QueueStore::prune_finished`]) as it goes and after each run. It ends once `shutdown` holds `true` (or its
 /// sender is gone), after the delivery under way, so no delivered request goes unrecorded.
 pub fn spawn_replayer(
     queue: Arc<RequestQueue>,

@@ -2,11 +2,7 @@
 //! configured upstream, the pipeline, and the tasks that keep them current (deadline timer,
 //! health probes, hot reload).
 
-mod connection;
-pub mod framing;
-mod listener;
 mod reload;
-mod serve;
 mod system;
 mod timer;
 
@@ -34,7 +30,6 @@ use crate::upstream::{HttpClients, ProbeHandle, Upstream, UpstreamError};
 use std::fmt;
 
 pub use reload::ReloadError;
-pub use serve::{ServeError, run, serve, termination};
 pub use system::SystemFigures;
 
 /// The configuration in force and the upstreams built from it. Replaced whole on reload.

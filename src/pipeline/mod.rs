@@ -5,7 +5,6 @@ mod answer;
 mod capture;
 mod fallbacks;
 mod headers;
-mod outcome;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -23,10 +22,10 @@ use crate::fallback::cache::ResponseCache;
 use crate::telemetry;
 use crate::upstream::{CallEnd, OutgoingRequest, Upstream, is_failure};
 
+pub use crate::outcome::{Decision, FallbackKind, ProxyOutcome};
 pub use crate::upstream::{BadPath, check_tail, path_and_query};
 pub use answer::retry_after_secs;
 pub use headers::{outgoing as outgoing_headers, strip_hop_by_hop};
-pub use outcome::{Decision, FallbackKind, ProxyOutcome};
 
 /// Turns proxied requests into upstream calls and fallbacks. Cheap to clone.
 #[derive(Debug, Clone)]

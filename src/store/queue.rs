@@ -3,9 +3,12 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
-use crate::fallback::{Durability, QueueError, QueueStatus, QueuedRequest};
+use crate::fallback::{
+    Durability, QueueError, QueueStatus, QueueStore, QueuedRequest, StoreFailure,
+};
 
 use super::db::on_db;
 use super::rows::{self, QUEUE_COLUMNS};
@@ -356,6 +359,36 @@ pub struct QueueDepth {
     /// Whether the database's pending rows are counted; `false` when only the memory buffer
     /// could be.
     pub complete: bool,
+}
+
+impl QueueStore for Store {
+    fn enqueue(&self, request: QueuedRequest) -> BoxFuture<'_, Result<Durability, QueueError>> {
+        Box::pin(Store::enqueue(self, request))
+    }
+
+    fn claim_next<'a>(
+        &'a self,
+        upstream: &'a str,
+    ) -> BoxFuture<'a, Result<Option<QueuedRequest>, StoreFailure>> {
+        Box::pin(async move { Ok(Store::claim_next(self, upstream).await?) })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        id: Uuid,
+        status: &'a QueueStatus,
+        attempts: u32,
+    ) -> BoxFuture<'a, Result<(), StoreFailure>> {
+        Box::pin(async move { Ok(Store::finish(self, id, status, attempts).await?) })
+    }
+
+    fn release(&self, id: Uuid, attempts: u32) -> BoxFuture<'_, Result<(), StoreFailure>> {
+        Box::pin(async move { Ok(Store::release(self, id, attempts).await?) })
+    }
+
+    fn prune_finished(&self) -> BoxFuture<'_, Result<u64, StoreFailure>> {
+        Box::pin(async move { Ok(Store::prune_finished(self).await?) })
+    }
 }
 
 fn contains(entries: &[QueuedRequest], r: &QueuedRequest) -> bool {

@@ -17,8 +17,7 @@ use std::sync::Arc;
 use tokio::sync::{Notify, broadcast};
 
 use crate::breaker::{Breaker, Listener, State, Transition};
-use crate::pipeline::ProxyOutcome;
-use crate::upstream::Replay;
+use crate::outcome::{ProxyOutcome, Replay};
 
 pub use refresh::{CONTENT_TYPE, REFRESH_EVERY, refresh_periodically};
 pub use spans::{

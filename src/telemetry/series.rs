@@ -12,7 +12,7 @@ use super::names::{
     PERMITTED_OUTCOMES, QUEUE_DEPTH, REJECTED, RETRIES, SLOW_CALLS, STATE_SINCE, TRANSITIONS,
 };
 use crate::breaker::{Outcome, State};
-use crate::pipeline::FallbackKind;
+use crate::outcome::FallbackKind;
 
 /// Every series of one breaker (`breaker` label = its configured name).
 #[derive(Debug)]

@@ -18,8 +18,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::tracing_setup::tracing_enabled;
 use crate::breaker::{Breaker, State, Transition};
-use crate::pipeline::Decision;
-use crate::upstream::Attempt;
+use crate::outcome::{Attempt, Decision};
 
 /// The server span of a request proxied to `upstream` (a configured name, never the raw path),
 /// child of the incoming `traceparent` if any. Its `trace_id` field puts the trace id on every

@@ -12,9 +12,7 @@ use arc_swap::ArcSwap;
 
 use super::series::BreakerSeries;
 use crate::breaker::{Breaker, Snapshot, Transition};
-use crate::fallback::Delivery;
-use crate::pipeline::{Decision, ProxyOutcome};
-use crate::upstream::{Replay, RetryStop};
+use crate::outcome::{Decision, Delivery, ProxyOutcome, Replay, RetryStop};
 
 /// The series of every tracked breaker of one gateway.
 #[derive(Debug, Default)]

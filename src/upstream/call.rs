@@ -1,14 +1,12 @@
 //! What one proxied call sends and what became of it, attempt by attempt, for the pipeline and
 //! the telemetry layer.
 
-use std::time::Duration;
-
 use axum::http::{HeaderMap, Method};
 use bytes::Bytes;
 
 use crate::breaker::{Outcome, Rejected};
 
-use super::classify::FailureKind;
+use crate::outcome::{Attempt, FailureKind, RetryStop};
 
 /// A request ready to send: hop-by-hop headers already removed, body buffered so a retry can
 /// resend it.
@@ -34,39 +32,6 @@ impl OutgoingRequest {
             Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
         )
     }
-}
-
-/// One physical attempt: a permit taken and an outcome recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attempt {
-    /// 0 for the first attempt, then 1, 2…: `http.request.resend_count`.
-    pub number: u32,
-    /// What the breaker was told.
-    pub outcome: Outcome,
-    /// The upstream's status, if it answered.
-    pub status: Option<u16>,
-    /// Why it did not answer, if it did not.
-    pub failure: Option<FailureKind>,
-    /// Time until the answer (its headers; its whole body too when short, see
-    /// [`SHORT_BODY_MAX`](super::SHORT_BODY_MAX)) or the error.
-    pub duration: Duration,
-    /// Whether the permit was a half-open probe.
-    pub probe: bool,
-}
-
-/// Why a call made no further attempt after a failed one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryStop {
-    /// The method is not idempotent, or retries are disabled for this call.
-    NotRetryable,
-    /// Every allowed attempt was made.
-    MaxAttempts,
-    /// The retry budget was spent (`breakerbox_retries_total{result="budget_exhausted"}`).
-    BudgetExhausted,
-    /// The breaker turned the retry away.
-    BreakerRejected,
-    /// Too little of the call timeout was left for another attempt.
-    Deadline,
 }
 
 /// How a call ended.

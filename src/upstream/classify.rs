@@ -7,41 +7,6 @@ use axum::http::{HeaderMap, StatusCode, header::RETRY_AFTER};
 use crate::breaker::Outcome;
 use crate::config::UpstreamConfig;
 
-/// Why an attempt got no answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureKind {
-    /// The connection could not be made (refused, unreachable, DNS).
-    Connect,
-    /// The attempt ran out of time (connecting or waiting for the answer).
-    Timeout,
-    /// The connection broke during the exchange (reset, closed early, bad response).
-    Io,
-    /// The request could not be sent at all (its URL would leave the upstream); the breaker is
-    /// not involved.
-    InvalidRequest,
-}
-
-impl FailureKind {
-    /// A short name for logs and labels: `connect`, `timeout`, `io`, `invalid_request`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::Connect => "connect",
-            FailureKind::Timeout => "timeout",
-            FailureKind::Io => "io",
-            FailureKind::InvalidRequest => "invalid_request",
-        }
-    }
-
-    /// What the breaker is told about it.
-    pub fn outcome(self) -> Outcome {
-        match self {
-            FailureKind::Timeout => Outcome::Timeout,
-            FailureKind::Connect | FailureKind::Io => Outcome::Failure,
-            FailureKind::InvalidRequest => Outcome::Ignored,
-        }
-    }
-}
-
 /// Classifies an answer: 429/503 with a usable `Retry-After` → [`Outcome::RetryAfter`] (the
 /// breaker honours it only if configured), a status in the upstream's failure set →
 /// [`Outcome::Failure`], every other status (4xx included) → [`Outcome::Success`].

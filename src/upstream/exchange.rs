@@ -14,8 +14,8 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
-use super::classify::FailureKind;
 use super::clients::HttpClient;
+use crate::outcome::FailureKind;
 
 /// An upstream's answer: a short body already read, a long one still streaming.
 pub type UpstreamResponse = Response<Body>;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use breakerbox::config::Config;
-use breakerbox::gateway::{self, Gateway, ServeError};
+use breakerbox::gateway::Gateway;
+use breakerbox::server::ServeError;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -26,9 +27,13 @@ impl ServedGateway {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let served = tokio::spawn(gateway::serve(Arc::clone(&gateway), listener, async move {
-            let _ = stopped.await;
-        }));
+        let served = tokio::spawn(breakerbox::server::serve(
+            Arc::clone(&gateway),
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         ServedGateway {
             addr,
             gateway,

@@ -1,21 +1,11 @@
-//! Queue replay: one attempt of a stored request through the upstream's breaker.
+//! Queue replay: one attempt of a stored request through its upstream's breaker.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use futures_util::future::BoxFuture;
 
-use crate::fallback::{Deliver, Delivery, QueuedRequest};
-
-use super::{Attempt, CallEnd, OutgoingRequest, Upstream, is_failure};
-
-/// One replay: what it means for the queue, and what the breaker saw, for telemetry.
-#[derive(Debug)]
-pub struct Replay {
-    /// The queue's view of the attempt.
-    pub delivery: Delivery,
-    /// The physical attempt, if one was made (none when the breaker turned the replay away
-    /// ([`Delivery::Rejected`]) or the stored request could not be sent).
-    pub attempts: Vec<Attempt>,
-}
+use super::{Deliver, QueuedRequest};
+use crate::outcome::{Delivery, Replay};
+use crate::upstream::{CallEnd, OutgoingRequest, Upstream, is_failure};
 
 impl Upstream {
     /// Sends a stored request once through the breaker (never retried: the queue retries on its

@@ -9,9 +9,9 @@ use tokio::net::TcpListener;
 
 use super::connection::Connections;
 use super::listener::FramingListener;
-use super::{Gateway, StartError};
 use crate::api;
 use crate::config::Config;
+use crate::gateway::{Gateway, StartError};
 
 /// Why the gateway stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,195 @@
+//! The vocabulary of what happened to a request, shared by the rooms that act (pipeline,
+//! upstream, fallback) and the one that reports (telemetry): the breaker decision, which fallback
+//! answered, each physical attempt and why retrying stopped, a queue delivery. Each value's
+//! label string is defined here, once.
+
+use std::time::Duration;
+
+use crate::breaker::Outcome;
+
+/// The breaker decision (`breakerbox.breaker.decision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Decision {
+    /// The upstream's own answer reached the client (a failure status it sent included, when
+    /// no fallback could answer instead).
+    Permitted,
+    /// The breaker turned the call away and the client got the `circuit_open` error.
+    Rejected,
+    /// A fallback answered instead of the upstream (after a rejection or a failed call).
+    Fallback,
+}
+
+impl Decision {
+    /// `permitted`, `rejected` or `fallback`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Permitted => "permitted",
+            Decision::Rejected => "rejected",
+            Decision::Fallback => "fallback",
+        }
+    }
+}
+
+/// Which fallback answered (`breakerbox_fallbacks_total{kind}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FallbackKind {
+    /// A cached response.
+    Cache,
+    /// The configured degraded answer.
+    Degraded,
+    /// The request was queued (202).
+    Queue,
+    /// A 503 error answer (`circuit_open`, `upstream_unavailable`, `upstream_timeout`,
+    /// `queue_full`): every fallback's last resort.
+    Error,
+}
+
+impl FallbackKind {
+    /// `cache`, `degraded`, `queue` or `error`, as the configuration and metrics name them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackKind::Cache => "cache",
+            FallbackKind::Degraded => "degraded",
+            FallbackKind::Queue => "queue",
+            FallbackKind::Error => "error",
+        }
+    }
+}
+
+/// The record of one proxied request. Also put into the response's extensions by
+/// `Pipeline::proxy`, so a layer above can read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyOutcome {
+    /// The upstream's (and its breaker's) name.
+    pub upstream: String,
+    /// The breaker decision; `None` when the request was refused before reaching the breaker
+    /// (bad path, unreadable or oversized body).
+    pub decision: Option<Decision>,
+    /// The fallback that answered, if one did.
+    pub fallback: Option<FallbackKind>,
+    /// Every physical attempt (empty when rejected or refused).
+    pub attempts: Vec<Attempt>,
+    /// The last attempt's outcome as the breaker saw it.
+    pub outcome: Option<Outcome>,
+    /// Why a failed attempt was not retried.
+    pub retry_stop: Option<RetryStop>,
+    /// The error code given to the client, if the answer is one of ours.
+    pub error: Option<&'static str>,
+    /// The status the client got.
+    pub status: u16,
+}
+
+impl ProxyOutcome {
+    pub(crate) fn new(upstream: &str) -> Self {
+        Self {
+            upstream: upstream.to_owned(),
+            decision: None,
+            fallback: None,
+            attempts: Vec::new(),
+            outcome: None,
+            retry_stop: None,
+            error: None,
+            status: 0,
+        }
+    }
+
+    /// Retries made (attempts after the first).
+    pub fn retries(&self) -> u32 {
+        (self.attempts.len() as u32).saturating_sub(1)
+    }
+}
+
+/// One physical attempt: a permit taken and an outcome recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// 0 for the first attempt, then 1, 2…: `http.request.resend_count`.
+    pub number: u32,
+    /// What the breaker was told.
+    pub outcome: Outcome,
+    /// The upstream's status, if it answered.
+    pub status: Option<u16>,
+    /// Why it did not answer, if it did not.
+    pub failure: Option<FailureKind>,
+    /// Time until the answer (its headers; its whole body too when short, see
+    /// `upstream::SHORT_BODY_MAX`) or the error.
+    pub duration: Duration,
+    /// Whether the permit was a half-open probe.
+    pub probe: bool,
+}
+
+/// Why a call made no further attempt after a failed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryStop {
+    /// The method is not idempotent, or retries are disabled for this call.
+    NotRetryable,
+    /// Every allowed attempt was made.
+    MaxAttempts,
+    /// The retry budget was spent (`breakerbox_retries_total{result="budget_exhausted"}`).
+    BudgetExhausted,
+    /// The breaker turned the retry away.
+    BreakerRejected,
+    /// Too little of the call timeout was left for another attempt.
+    Deadline,
+}
+
+/// Why an attempt got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The connection could not be made (refused, unreachable, DNS).
+    Connect,
+    /// The attempt ran out of time (connecting or waiting for the answer).
+    Timeout,
+    /// The connection broke during the exchange (reset, closed early, bad response).
+    Io,
+    /// The request could not be sent at all (its URL would leave the upstream); the breaker is
+    /// not involved.
+    InvalidRequest,
+}
+
+impl FailureKind {
+    /// A short name for logs and labels: `connect`, `timeout`, `io`, `invalid_request`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Connect => "connect",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Io => "io",
+            FailureKind::InvalidRequest => "invalid_request",
+        }
+    }
+
+    /// What the breaker is told about it.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            FailureKind::Timeout => Outcome::Timeout,
+            FailureKind::Connect | FailureKind::Io => Outcome::Failure,
+            FailureKind::InvalidRequest => Outcome::Ignored,
+        }
+    }
+}
+
+/// What became of one delivery attempt of a queued request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The upstream answered (any status that is not a failure for its breaker).
+    Delivered {
+        /// The upstream's HTTP status.
+        status: u16,
+    },
+    /// The upstream's breaker turned the attempt away: stop replaying, try again when it closes.
+    Rejected,
+    /// The attempt failed (connection error, timeout, failure status): keep it pending.
+    Failed {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// One replay: what it means for the queue, and what the breaker saw, for telemetry.
+#[derive(Debug)]
+pub struct Replay {
+    /// The queue's view of the attempt.
+    pub delivery: Delivery,
+    /// The physical attempt, if one was made (none when the breaker turned the replay away
+    /// ([`Delivery::Rejected`]) or the stored request could not be sent).
+    pub attempts: Vec<Attempt>,
+}
