@@ -4,6 +4,11 @@
 //! half-open probes capped by RAII permits, and transition events. [`layer`] applies it to any
 //! tower `Service`.
 //!
+//! Feature `gateway` (on by default) adds the resilience gateway itself: the server, the proxy
+//! pipeline, fallbacks, the store, telemetry and the command line. A program that only wants
+//! breakers depends on `breakerbox = { version = "…", default-features = false }` and gets the
+//! core and the tower layer with none of the gateway's dependencies.
+//!
 //! # Example
 //!
 //! ```
@@ -46,20 +51,33 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
-pub mod api;
 pub mod breaker;
 mod coarse_clock;
-pub mod config;
-pub mod demo;
-pub mod fallback;
-pub mod gateway;
 pub mod layer;
+
+#[cfg(feature = "gateway")]
+pub mod api;
+#[cfg(feature = "gateway")]
+pub mod config;
+#[cfg(feature = "gateway")]
+pub mod demo;
+#[cfg(feature = "gateway")]
+pub mod fallback;
+#[cfg(feature = "gateway")]
+pub mod gateway;
+#[cfg(feature = "gateway")]
 pub mod outcome;
+#[cfg(feature = "gateway")]
 pub mod pipeline;
+#[cfg(feature = "gateway")]
 pub mod server;
+#[cfg(feature = "gateway")]
 pub mod status;
+#[cfg(feature = "gateway")]
 pub mod store;
+#[cfg(feature = "gateway")]
 pub mod telemetry;
+#[cfg(feature = "gateway")]
 pub mod upstream;
 
 pub use breaker::{
