@@ -176,15 +176,15 @@ impl ResponseCache {
         });
     }
 
-    /// The response for `upstream` and `path_and_query` if one younger than `ttl` exists: from
-    /// memory, else from the store (waiting at most `store_timeout`).
+    /// The response for `upstream` and `path_and_query` if one younger than `ttl` at `now`
+    /// exists: from memory, else from the store (waiting at most `store_timeout`).
     pub async fn get(
         &self,
         upstream: &str,
         path_and_query: &str,
         ttl: Duration,
+        now: SystemTime,
     ) -> Option<CachedResponse> {
-        let now = SystemTime::now();
         let key = key(upstream, path_and_query);
         {
             let mut entries = self.entries();
@@ -201,7 +201,7 @@ impl ResponseCache {
             .await
             .ok()
             .flatten()?;
-        if !fresh(&found, ttl, SystemTime::now()) {
+        if !fresh(&found, ttl, now) {
             return None;
         }
         let size = weight(&found);
@@ -268,22 +268,26 @@ mod tests {
             status: 200,
             headers: vec![("content-type".into(), b"text/plain".to_vec())],
             body: Bytes::from_static(body.as_bytes()),
-            stored_at: SystemTime::now() - age,
+            stored_at: now() - age,
         }
     }
 
     const HOUR: Duration = Duration::from_secs(3600);
+    /// The time every test reads: entries are stamped relative to it.
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
 
     #[tokio::test]
     async fn serves_fresh_entries_and_drops_expired_ones() {
         let cache = ResponseCache::new(CacheLimits::default());
         assert!(cache.insert(response("/a", "a", Duration::from_secs(10))));
         assert!(cache.insert(response("/b", "b", 2 * HOUR)));
-        let hit = cache.get("tmdb", "/a", HOUR).await.expect("fresh");
+        let hit = cache.get("tmdb", "/a", HOUR, now()).await.expect("fresh");
         assert_eq!(hit.body, "a");
-        assert_eq!(cache.get("tmdb", "/b", HOUR).await, None);
+        assert_eq!(cache.get("tmdb", "/b", HOUR, now()).await, None);
         assert_eq!(cache.len(), 1, "the expired entry is gone");
-        assert_eq!(cache.get("other", "/a", HOUR).await, None);
+        assert_eq!(cache.get("other", "/a", HOUR, now()).await, None);
     }
 
     #[tokio::test]
@@ -292,8 +296,8 @@ mod tests {
         for path in ["/1", "/2", "/3"] {
             cache.insert(response(path, "x", Duration::ZERO));
         }
-        assert_eq!(cache.get("tmdb", "/1", HOUR).await, None);
-        assert!(cache.get("tmdb", "/3", HOUR).await.is_some());
+        assert_eq!(cache.get("tmdb", "/1", HOUR, now()).await, None);
+        assert!(cache.get("tmdb", "/3", HOUR, now()).await.is_some());
 
         let entry = weight(&response("/p", "0123456789", Duration::ZERO));
         let cache = ResponseCache::new(CacheLimits::sized(100, 2 * entry, entry));
@@ -302,7 +306,7 @@ mod tests {
         }
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.bytes(), 2 * entry);
-        assert_eq!(cache.get("tmdb", "/p", HOUR).await, None);
+        assert_eq!(cache.get("tmdb", "/p", HOUR, now()).await, None);
         assert!(!cache.insert(response("/big", "01234567890", Duration::ZERO)));
     }
 
@@ -361,11 +365,14 @@ mod tests {
         // Another replica (or this one after a restart) starts with empty memory.
         let other = ResponseCache::with_store(CacheLimits::default(), store.clone());
         assert!(other.is_empty());
-        let hit = other.get("tmdb", "/a", HOUR).await.expect("from the store");
+        let hit = other
+            .get("tmdb", "/a", HOUR, now())
+            .await
+            .expect("from the store");
         assert_eq!(hit.body, "a");
         assert_eq!(other.len(), 1, "kept in memory from now on");
         assert_eq!(
-            other.get("tmdb", "/a", Duration::from_secs(1)).await,
+            other.get("tmdb", "/a", Duration::from_secs(1), now()).await,
             None,
             "TTL applies"
         );

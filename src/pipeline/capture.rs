@@ -44,10 +44,12 @@ fn cache_control(headers: &HeaderMap) -> Vec<String> {
 }
 
 /// Reads the answer up to the cache's entry limit, keeps it, and answers with it. An answer
-/// too big to keep, or one whose body breaks, is passed on as it comes, uncached.
+/// too big to keep, or one whose body breaks, is passed on as it comes, uncached. `now` stamps
+/// the kept answer.
 pub(crate) async fn store_and_answer(
     cache: &ResponseCache,
     upstream: &str,
+    now: SystemTime,
     request: &OutgoingRequest,
     response: UpstreamResponse,
 ) -> Response<Body> {
@@ -95,7 +97,7 @@ pub(crate) async fn store_and_answer(
         status: status.as_u16(),
         headers: to_pairs(&kept),
         body: whole.clone(),
-        stored_at: SystemTime::now(),
+        stored_at: now,
     });
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(whole.len()));
     assemble(status, headers, Body::from(whole))

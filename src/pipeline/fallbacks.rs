@@ -1,8 +1,6 @@
 //! Answering for an upstream that rejected or failed: its configured fallback first, then the
 //! last resort (its own failure answer if it gave one, else a JSON 503 with `Retry-After`).
 
-use std::time::SystemTime;
-
 use axum::body::Body;
 use axum::http::{Method, Response, StatusCode};
 use uuid::Uuid;
@@ -26,13 +24,14 @@ impl Pipeline {
     ) -> Response<Body> {
         match &upstream.config().fallback {
             Fallback::Cache { ttl } if request.method == Method::GET => {
+                let now = upstream.breaker().clock().wall();
                 let hit = self
                     .cache
-                    .get(upstream.name(), &request.path_and_query, *ttl)
+                    .get(upstream.name(), &request.path_and_query, *ttl, now)
                     .await;
                 if let Some(hit) = hit {
                     served_by(outcome, FallbackKind::Cache);
-                    return answer::from_cache(hit, SystemTime::now());
+                    return answer::from_cache(hit, now);
                 }
             }
             Fallback::Degraded {
@@ -70,7 +69,7 @@ impl Pipeline {
             path_and_query: request.path_and_query.clone(),
             headers: to_pairs(&request.headers),
             body: request.body.clone(),
-            enqueued_at: SystemTime::now(),
+            enqueued_at: upstream.breaker().clock().wall(),
             attempts: 0,
             status: QueueStatus::Pending,
         };

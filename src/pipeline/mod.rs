@@ -203,7 +203,14 @@ impl Pipeline {
             && request.method == Method::GET
             && capture::may_store(&request.headers, &response);
         if cacheable {
-            capture::store_and_answer(&self.cache, upstream.name(), request, response).await
+            capture::store_and_answer(
+                &self.cache,
+                upstream.name(),
+                upstream.breaker().clock().wall(),
+                request,
+                response,
+            )
+            .await
         } else {
             answer::from_upstream(response)
         }

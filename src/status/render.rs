@@ -15,7 +15,8 @@ const LEFT: [bool; 10] = [
 
 /// The table for `rows`, with ages (SINCE) counted up to now.
 pub fn render(rows: &[BreakerRow]) -> String {
-    render_at(rows, SystemTime::now())
+    use crate::breaker::{Clock, SystemClock};
+    render_at(rows, SystemClock::new().wall())
 }
 
 /// The table for `rows`, with ages (SINCE) counted up to `now`: one header line and one line

@@ -13,7 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 
@@ -149,6 +149,12 @@ struct Inner {
 }
 
 impl Store {
+    /// Wall time as the `database` breaker's clock reads it: claim leases and retention are
+    /// compared with it.
+    pub(crate) fn wall_now(&self) -> SystemTime {
+        self.inner.breaker.clock().wall()
+    }
+
     /// Connects to the database of `config` and prepares its tables, with the options it sets
     /// ([`StoreOptions::from_config`]).
     pub async fn connect(config: &StoreConfig, breaker: Arc<Breaker>) -> Result<Store, StoreError> {

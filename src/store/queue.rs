@@ -165,7 +165,7 @@ impl Store {
     }
 
     async fn claim_stored(&self, upstream: &str) -> Result<Option<QueuedRequest>, StoreError> {
-        let now = rows::to_ms(SystemTime::now());
+        let now = rows::to_ms(self.wall_now());
         let lease = i64::try_from(self.inner.options.claim_lease.as_millis()).unwrap_or(i64::MAX);
         let replica = &self.inner.replica;
         let row = async {
@@ -200,7 +200,7 @@ impl Store {
         attempts: u32,
     ) -> Result<(), StoreError> {
         let (name, code, reason) = rows::status_columns(status);
-        let now = rows::to_ms(SystemTime::now());
+        let now = rows::to_ms(self.wall_now());
         let query = async {
             on_db!(&self.inner.db, |pool| sqlx::query(FINISH)
                 .bind(id.to_string())
@@ -240,7 +240,7 @@ impl Store {
         };
         let options = &self.inner.options;
         let cutoff = rows::to_ms(
-            SystemTime::now()
+            self.wall_now()
                 .checked_sub(options.finished_retention)
                 .unwrap_or(SystemTime::UNIX_EPOCH),
         );

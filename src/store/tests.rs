@@ -19,7 +19,7 @@ fn request(n: u8) -> QueuedRequest {
         path_and_query: format!("/add?n={n}"),
         headers: vec![("x-n".into(), vec![n])],
         body: bytes::Bytes::from(vec![n; 3]),
-        enqueued_at: std::time::SystemTime::now(),
+        enqueued_at: std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         attempts: 0,
         status: QueueStatus::Pending,
     }

@@ -96,7 +96,7 @@ impl Upstream {
     }
 
     async fn probe(&self, path: &str) -> HealthReport {
-        let last_check = Some(SystemTime::now());
+        let last_check = Some(self.breaker.clock().wall());
         let path = if path.starts_with('/') {
             path.to_owned()
         } else {

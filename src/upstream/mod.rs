@@ -11,7 +11,7 @@ mod path;
 mod target;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, Uri};
 use tokio::time::Instant;
@@ -230,8 +230,12 @@ impl Upstream {
         match sent {
             Ok(response) => {
                 let status = response.status();
-                let outcome =
-                    classify_status(&self.config, status, response.headers(), SystemTime::now());
+                let outcome = classify_status(
+                    &self.config,
+                    status,
+                    response.headers(),
+                    self.breaker.clock().wall(),
+                );
                 attempt.outcome = outcome;
                 attempt.status = Some(status.as_u16());
                 (CallEnd::Answered { response, outcome }, attempt)
