@@ -12,6 +12,7 @@ use super::state::{State, TransitionReason};
 
 /// One state change of one breaker.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Transition {
     /// The breaker's name.
     pub breaker: Arc<str>,

@@ -10,6 +10,7 @@ use super::state::State;
 
 /// How a permitted call ended, as far as the breaker is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The dependency did its job (for HTTP: any status outside the failure set, 4xx included).
     Success,

@@ -9,6 +9,7 @@ use super::window::Counts;
 /// Every figure of one breaker at one moment. Lifetime totals count since the breaker was built
 /// or last reset; `window` and the rates cover the rolling window only.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// The breaker's name.
     pub name: Arc<str>,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 /// Where a breaker stands. The names are the ones used in JSON, metric labels and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum State {
     /// Calls pass; outcomes are counted and may trip the breaker.
     Closed,
@@ -67,6 +68,7 @@ impl fmt::Display for State {
 
 /// Why a transition happened, with the figures that decided it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TransitionReason {
     /// `count` consecutive failures reached `failure_threshold`.
     ConsecutiveFailures {

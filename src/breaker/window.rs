@@ -30,6 +30,7 @@ const LATE_WRITER_LAPS: u32 = 1 << 20;
 
 /// Outcome counts over some span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Counts {
     /// Calls that succeeded.
     pub successes: u64,
