@@ -1,8 +1,8 @@
-//! Named breakers built from shared defaults plus per-name overrides.
+//! Named breakers built from shared defaults plus per-name settings, reconciled on reload.
 //!
 //! Lookups read an immutable map through `arc-swap`: no lock is taken on the hot path, however
-//! many threads look up however many breakers. Adding a breaker copies the map (rare: at start-up
-//! and on first use of a name).
+//! many threads look up however many breakers. Adding a breaker copies the map (rare: at start-up,
+//! on first use of a name and at [`Registry::reconcile`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,12 +22,13 @@ type Map = HashMap<Arc<str>, Arc<Breaker>>;
 /// A set of named breakers sharing a clock, a jitter source and listeners.
 pub struct Registry {
     defaults: BreakerConfig,
-    overrides: HashMap<Arc<str>, BreakerConfig>,
     clock: Arc<dyn Clock>,
     jitter: Arc<dyn Jitter>,
     listeners: Listeners,
     breakers: ArcSwap<Map>,
-    writer: Mutex<()>,
+    /// The settings of each named breaker; held while the map is replaced, so writers take
+    /// turns and lookups never wait.
+    named: Mutex<HashMap<Arc<str>, BreakerConfig>>,
 }
 
 /// Builds a [`Registry`].
@@ -70,19 +71,13 @@ impl RegistryBuilder {
     pub fn build(self) -> Registry {
         let registry = Registry {
             defaults: self.defaults,
-            overrides: self.overrides,
             clock: self.clock,
             jitter: self.jitter,
             listeners: self.listeners,
             breakers: ArcSwap::from_pointee(Map::new()),
-            writer: Mutex::new(()),
+            named: Mutex::new(HashMap::new()),
         };
-        let map: Map = registry
-            .overrides
-            .iter()
-            .map(|(name, config)| (Arc::clone(name), registry.make(name, config.clone())))
-            .collect();
-        registry.breakers.store(Arc::new(map));
+        registry.reconcile(self.overrides);
         registry
     }
 }
@@ -120,14 +115,13 @@ impl Registry {
         if let Some(breaker) = self.get(name) {
             return breaker;
         }
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let named = self.named.lock().unwrap_or_else(PoisonError::into_inner);
         let current = self.breakers.load_full();
         if let Some(breaker) = current.get(name) {
             return Arc::clone(breaker);
         }
         let name: Arc<str> = Arc::from(name);
-        let config = self
-            .overrides
+        let config = named
             .get(&name)
             .cloned()
             .unwrap_or_else(|| self.defaults.clone());
@@ -136,6 +130,31 @@ impl Registry {
         next.insert(name, Arc::clone(&breaker));
         self.breakers.store(Arc::new(next));
         breaker
+    }
+
+    /// Makes the registry hold exactly the breakers of `configs` (a reload): a breaker whose
+    /// settings are unchanged is kept, state and all; one whose settings changed is replaced by
+    /// a new, closed breaker; a name not in `configs` is removed. Breakers handed out earlier
+    /// stay usable, but a replaced or removed one is no longer looked up.
+    pub fn reconcile<N>(&self, configs: impl IntoIterator<Item = (N, BreakerConfig)>)
+    where
+        N: Into<Arc<str>>,
+    {
+        let mut named = self.named.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.breakers.load_full();
+        let mut next = Map::new();
+        let mut settings = HashMap::new();
+        for (name, config) in configs {
+            let name: Arc<str> = name.into();
+            let breaker = match current.get(&name) {
+                Some(kept) if *kept.config() == config => Arc::clone(kept),
+                _ => self.make(&name, config.clone()),
+            };
+            next.insert(Arc::clone(&name), breaker);
+            settings.insert(name, config);
+        }
+        self.breakers.store(Arc::new(next));
+        *named = settings;
     }
 
     /// The settings new breakers get unless named otherwise.
@@ -177,7 +196,8 @@ impl Registry {
         }
     }
 
-    /// The earliest instant at which some breaker changes state by itself.
+    /// The earliest instant at which some breaker changes state by itself (an open breaker's
+    /// turn to half-open); `None` while none is open.
     pub fn next_deadline(&self) -> Option<Nanos> {
         self.breakers
             .load()
@@ -198,5 +218,93 @@ impl fmt::Debug for Registry {
             .field("breakers", &self.len())
             .field("defaults", &self.defaults)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::breaker::{ManualClock, NoJitter, State};
+
+    fn config(open_for: u64) -> BreakerConfig {
+        BreakerConfig::builder()
+            .open_duration(Duration::from_secs(open_for))
+            .build()
+            .expect("valid")
+    }
+
+    fn registry(clock: &Arc<ManualClock>) -> Registry {
+        Registry::builder(config(60))
+            .clock(Arc::clone(clock) as Arc<dyn Clock>)
+            .jitter(Arc::new(NoJitter))
+            .breaker("kept", config(30))
+            .breaker("changed", config(30))
+            .breaker("dropped", config(30))
+            .build()
+    }
+
+    #[test]
+    fn reconcile_keeps_unchanged_replaces_changed_and_removes_the_rest() {
+        let clock = Arc::new(ManualClock::new());
+        let registry = registry(&clock);
+        let kept = registry.get("kept").expect("built");
+        let changed = registry.get("changed").expect("built");
+        kept.trip();
+        changed.trip();
+
+        registry.reconcile([
+            ("kept", config(30)),
+            ("changed", config(45)),
+            ("new", config(5)),
+        ]);
+
+        let now_kept = registry.get("kept").expect("still configured");
+        assert!(Arc::ptr_eq(&kept, &now_kept), "same settings: same breaker");
+        assert_eq!(now_kept.state(), State::Open, "its state survives");
+        let now_changed = registry.get("changed").expect("still configured");
+        assert!(
+            !Arc::ptr_eq(&changed, &now_changed),
+            "new settings: new breaker"
+        );
+        assert_eq!(now_changed.state(), State::Closed);
+        assert_eq!(
+            now_changed.config().open_duration(),
+            Duration::from_secs(45)
+        );
+        assert!(registry.get("dropped").is_none(), "no longer configured");
+        assert_eq!(registry.get("new").map(|b| b.state()), Some(State::Closed));
+        assert_eq!(registry.len(), 3);
+        // A removed name comes back with the defaults, not its old settings.
+        let again = registry.get_or_create("dropped");
+        assert_eq!(again.config().open_duration(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn next_deadline_is_the_earliest_turn_to_half_open() {
+        let clock = Arc::new(ManualClock::new());
+        let registry = registry(&clock);
+        assert_eq!(registry.next_deadline(), None, "nothing open");
+
+        registry.reconcile([("kept", config(30)), ("changed", config(10))]);
+        let start = clock.now();
+        registry.get("kept").expect("kept").trip();
+        clock.advance(Duration::from_secs(5));
+        registry.get("changed").expect("changed").trip();
+        assert_eq!(
+            registry.next_deadline(),
+            Some(start.saturating_add(Duration::from_secs(15)))
+        );
+
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(registry.tick(), 1, "only the earlier one is due");
+        assert_eq!(
+            registry.next_deadline(),
+            Some(start.saturating_add(Duration::from_secs(30)))
+        );
+        clock.advance(Duration::from_secs(15));
+        assert_eq!(registry.tick(), 1);
+        assert_eq!(registry.next_deadline(), None, "both half-open");
     }
 }
