@@ -170,7 +170,7 @@ pub(super) async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     allow(&gateway, &headers, Role::Viewer)?;
-    let transitions = BroadcastStream::new(gateway.telemetry().subscribe())
+    let transitions = BroadcastStream::new(gateway.transitions().subscribe())
         .filter_map(|t| async move { t.ok().map(|t| transition_event(&t)) });
     let ticker = tokio::time::interval(Duration::from_secs(1));
     let snapshots = IntervalStream::new(ticker).map(move |_| {

@@ -2,6 +2,7 @@
 //! configured upstream, the pipeline, and the tasks that keep them current (deadline timer,
 //! health probes, hot reload).
 
+mod bus;
 mod reload;
 mod system;
 mod timer;
@@ -16,9 +17,9 @@ use arc_swap::ArcSwap;
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 
-use crate::breaker::{Breaker, BreakerConfig, Clock, Snapshot};
+use crate::breaker::{Breaker, BreakerConfig, Clock, Listener, Registry, Snapshot};
 use crate::coarse_clock::CoarseClock;
-use crate::config::{Config, DATABASE_BREAKER, Fallback, UpstreamConfig};
+use crate::config::{Config, DATABASE_BREAKER, Fallback};
 use crate::fallback::cache::{CacheLimits, ResponseCache};
 use crate::fallback::queue::{Replayer, RequestQueue, spawn_replayer};
 use crate::fallback::{CacheStore, Deliver, Delivery, Enqueue, QueuedRequest};
@@ -29,6 +30,7 @@ use crate::upstream::{HttpClients, ProbeHandle, Upstream, UpstreamError};
 
 use std::fmt;
 
+pub use bus::TransitionBus;
 pub use reload::ReloadError;
 pub use system::SystemFigures;
 
@@ -51,9 +53,13 @@ pub struct Gateway {
     config_read_at: Option<std::time::SystemTime>,
     clock: Arc<dyn Clock>,
     telemetry: Telemetry,
+    transitions: Arc<TransitionBus>,
     pipeline: Pipeline,
     /// The HTTP clients every upstream calls through, kept across reloads.
     clients: HttpClients,
+    /// Every breaker by name: one per upstream and the store's.
+    breakers: Arc<Registry>,
+    /// The store's breaker, also in `breakers`; kept for the life of the store.
     database: Arc<Breaker>,
     store: Store,
     queue: Arc<RequestQueue>,
@@ -88,13 +94,17 @@ impl Gateway {
             Ok(clock) => Arc::new(clock),
             Err(_) => Arc::new(crate::breaker::SystemClock::new()),
         };
-        let telemetry = Telemetry::new(1024);
-        let database = Arc::new(breaker(
-            &clock,
-            &telemetry,
-            DATABASE_BREAKER,
-            &config.store.breaker,
-        ));
+        let telemetry = Telemetry::new();
+        let transitions = Arc::new(TransitionBus::new(1024));
+        let breakers = Arc::new(
+            Registry::builder(BreakerConfig::default())
+                .clock(Arc::clone(&clock))
+                .listener(telemetry.listener())
+                .listener(Arc::clone(&transitions) as Arc<dyn Listener>)
+                .breaker(DATABASE_BREAKER, config.store.breaker.clone())
+                .build(),
+        );
+        let database = breakers.get_or_create(DATABASE_BREAKER);
         let store = Store::connect(&config.store, Arc::clone(&database)).await?;
         let queue = Arc::new(RequestQueue::new(store.clone()));
         let cache_store: Arc<dyn CacheStore> = Arc::new(store.clone());
@@ -115,8 +125,10 @@ impl Gateway {
             config_path,
             clock,
             telemetry,
+            transitions,
             pipeline,
             clients: HttpClients::new(),
+            breakers,
             database,
             store,
             queue,
@@ -132,15 +144,29 @@ impl Gateway {
         Ok(gateway)
     }
 
-    /// Builds the upstreams of `config`, keeping (breaker state and all) every upstream whose
-    /// settings did not change, and puts them in force.
+    /// Builds the upstreams of `config`, keeping every breaker whose settings did not change
+    /// (state and all) and every upstream whose settings did not change, and puts them in force.
     fn apply(&self, config: Config) -> Result<(), UpstreamError> {
         let current = self.runtime.load();
+        // The store keeps the breaker it was opened with: [store] applies after a restart.
+        let database = (DATABASE_BREAKER, self.database.config().clone());
+        self.breakers.reconcile(
+            config
+                .upstreams
+                .iter()
+                .map(|(name, settings)| (name.as_str(), settings.breaker.clone()))
+                .chain([database]),
+        );
         let mut upstreams = BTreeMap::new();
         for (name, settings) in &config.upstreams {
+            let breaker = self.breakers.get_or_create(name);
             let upstream = match current.upstreams.get(name) {
-                Some(kept) if kept.config() == settings => Arc::clone(kept),
-                _ => Arc::new(self.upstream(settings)?),
+                Some(kept)
+                    if kept.config() == settings && Arc::ptr_eq(kept.breaker(), &breaker) =>
+                {
+                    Arc::clone(kept)
+                }
+                _ => Arc::new(Upstream::sharing(settings.clone(), breaker, &self.clients)?),
             };
             upstreams.insert(name.clone(), upstream);
         }
@@ -198,16 +224,6 @@ impl Gateway {
         self.this.upgrade()
     }
 
-    fn upstream(&self, settings: &UpstreamConfig) -> Result<Upstream, UpstreamError> {
-        let breaker = breaker(
-            &self.clock,
-            &self.telemetry,
-            &settings.name,
-            &settings.breaker,
-        );
-        Upstream::sharing(settings.clone(), Arc::new(breaker), &self.clients)
-    }
-
     /// The configuration and upstreams in force.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
@@ -218,23 +234,14 @@ impl Gateway {
         self.runtime.load().upstreams.get(name).cloned()
     }
 
-    /// Every breaker: one per upstream, then the store's.
+    /// Every breaker (one per upstream and the store's), by name.
     pub fn breakers(&self) -> Vec<Arc<Breaker>> {
-        let runtime = self.runtime.load();
-        runtime
-            .upstreams
-            .values()
-            .map(|u| Arc::clone(u.breaker()))
-            .chain([Arc::clone(&self.database)])
-            .collect()
+        self.breakers.breakers()
     }
 
     /// The breaker named `name`.
     pub fn breaker_named(&self, name: &str) -> Option<Arc<Breaker>> {
-        if name == DATABASE_BREAKER {
-            return Some(Arc::clone(&self.database));
-        }
-        self.upstream_named(name).map(|u| Arc::clone(u.breaker()))
+        self.breakers.get(name)
     }
 
     /// A snapshot of every breaker, by name.
@@ -255,9 +262,14 @@ impl Gateway {
         &self.pipeline
     }
 
-    /// Breaker events.
+    /// Where breaker events become logs, metrics and spans.
     pub fn telemetry(&self) -> &Telemetry {
         &self.telemetry
+    }
+
+    /// Every breaker transition, for the gateway's own consumers.
+    pub fn transitions(&self) -> &TransitionBus {
+        &self.transitions
     }
 
     /// The clock every breaker reads.
@@ -315,7 +327,11 @@ impl Gateway {
     /// watcher. They end at [`shutdown`](Self::shutdown).
     pub fn spawn_tasks(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = vec![
-            tokio::spawn(timer::run(Arc::clone(self), self.shutdown.subscribe())),
+            tokio::spawn(timer::run(
+                Arc::clone(&self.breakers),
+                self.transitions.changes(),
+                self.shutdown.subscribe(),
+            )),
             tokio::spawn(follow_transitions(
                 Arc::clone(self),
                 self.shutdown.subscribe(),
@@ -389,7 +405,7 @@ impl Gateway {
 /// Keeps the transition history in the store and replays an upstream's queue as soon as its
 /// breaker closes.
 async fn follow_transitions(gateway: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
-    let mut transitions = gateway.telemetry().subscribe();
+    let mut transitions = gateway.transitions().subscribe();
     loop {
         tokio::select! {
             received = transitions.recv() => match received {
@@ -451,16 +467,4 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-fn breaker(
-    clock: &Arc<dyn Clock>,
-    telemetry: &Telemetry,
-    name: &str,
-    config: &BreakerConfig,
-) -> Breaker {
-    Breaker::builder(name, config.clone())
-        .clock(Arc::clone(clock))
-        .listener(telemetry.listener())
-        .build()
 }

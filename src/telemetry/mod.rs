@@ -14,8 +14,6 @@ mod tracked;
 
 use std::sync::Arc;
 
-use tokio::sync::{Notify, broadcast};
-
 use crate::breaker::{Breaker, Listener, State, Transition};
 use crate::outcome::{ProxyOutcome, Replay};
 
@@ -28,8 +26,9 @@ pub use tracing_setup::{
     DEFAULT_SERVICE_NAME, export_requested, flush_traces, init, shutdown_traces, tracing_enabled,
 };
 
-/// Fans breaker transitions out to logs, metrics, spans and in-process subscribers (the admin event
-/// stream, the deadline timer, queue replay), and turns call outcomes into metrics.
+/// Turns breaker transitions into logs, metrics and spans, and call outcomes into metrics.
+/// In-process consumers of transitions (the admin event stream, the deadline timer, queue
+/// replay) get them from the gateway's transition bus, not from here.
 #[derive(Debug, Clone)]
 pub struct Telemetry {
     inner: Arc<Inner>,
@@ -37,23 +36,17 @@ pub struct Telemetry {
 
 #[derive(Debug)]
 struct Inner {
-    transitions: broadcast::Sender<Transition>,
-    changed: Notify,
     metrics: tracked::Metrics,
     trips: spans::Trips,
 }
 
 impl Telemetry {
-    /// A hub keeping the last `capacity` transitions for slow subscribers. Installs the
-    /// process-wide Prometheus recorder if no hub has yet.
-    pub fn new(capacity: usize) -> Self {
+    /// Installs the process-wide Prometheus recorder if no hub has yet.
+    pub fn new() -> Self {
         // Before any series is registered: handles taken without a recorder record nothing.
         recorder::handle();
-        let (transitions, _) = broadcast::channel(capacity.max(1));
         Self {
             inner: Arc::new(Inner {
-                transitions,
-                changed: Notify::new(),
                 metrics: tracked::Metrics::default(),
                 trips: spans::Trips::default(),
             }),
@@ -88,15 +81,11 @@ impl Telemetry {
     pub fn listener(&self) -> Arc<dyn Listener> {
         Arc::new(self.clone())
     }
+}
 
-    /// Every transition from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Transition> {
-        self.inner.transitions.subscribe()
-    }
-
-    /// Resolves after the next transition of any breaker.
-    pub async fn changed(&self) {
-        self.inner.changed.notified().await;
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -117,8 +106,5 @@ impl Listener for Telemetry {
         }
         self.inner.metrics.transition(t);
         self.inner.trips.transition(t);
-        // No subscriber is fine: the send only fails when nobody listens.
-        let _ = self.inner.transitions.send(t.clone());
-        self.inner.changed.notify_waiters();
     }
 }
