@@ -530,7 +530,7 @@ async fn reload_applies_a_valid_file_and_keeps_the_last_good_one() {
     let tasks = gateway.spawn_tasks();
     let kept = gateway.upstream_named("qbittorrent").expect("configured");
     let threshold = |gateway: &Gateway| {
-        gateway.runtime().upstreams["echo"]
+        gateway.in_force().upstreams["echo"]
             .config()
             .breaker
             .failure_threshold()

@@ -22,7 +22,7 @@ use crate::gateway::Gateway;
 type Answer = Result<Json<Value>, ApiError>;
 
 fn allow(gateway: &Gateway, headers: &HeaderMap, needed: Role) -> Result<(), ApiError> {
-    authorize(headers, &gateway.runtime().config.admin.tokens, needed).map(|_| ())
+    authorize(headers, &gateway.in_force().config.admin.tokens, needed).map(|_| ())
 }
 
 fn breaker(gateway: &Gateway, name: &str) -> Result<Arc<Breaker>, ApiError> {
@@ -122,7 +122,7 @@ pub(super) async fn chaos_trip(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Answer {
-    if !gateway.runtime().config.chaos.enabled {
+    if !gateway.in_force().config.chaos.enabled {
         return Err(ApiError::not_found(
             "the chaos route is off ([chaos] enabled = false)",
         ));

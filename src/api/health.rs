@@ -1,11 +1,11 @@
 //! `/health` (liveness: 200 while the process serves, whatever its breakers say) and
 //! `/health/detailed` (every dependency, its breaker and the process figures).
 
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
-use axum::Json;
 use axum::extract::State;
+use axum::{Extension, Json};
 use serde_json::{Map, Value, json};
 
 use super::json::timestamp;
@@ -19,8 +19,32 @@ pub(super) async fn live() -> Json<Value> {
 }
 
 /// `GET /health/detailed`
-pub(super) async fn detailed(State(gateway): State<Arc<Gateway>>) -> Json<Value> {
-    Json(gateway.detailed_health(|| build(&gateway)))
+pub(super) async fn detailed(
+    State(gateway): State<Arc<Gateway>>,
+    Extension(cache): Extension<Arc<Cache>>,
+) -> Json<Value> {
+    let fresh_for = gateway.in_force().config.health.detailed_cache;
+    Json(cache.get_or_build(fresh_for, || build(&gateway)))
+}
+
+/// The last detailed report and when it was built: probing the page often must not load the
+/// gateway, so a report is built at most once per `detailed_cache`
+/// (`DETAILED_HEALTH_CACHE_SECONDS`).
+#[derive(Debug, Default)]
+pub(super) struct Cache(Mutex<Option<(Instant, Value)>>);
+
+impl Cache {
+    fn get_or_build(&self, fresh_for: Duration, build: impl FnOnce() -> Value) -> Value {
+        let mut cached = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, report)) = cached.as_ref()
+            && at.elapsed() < fresh_for
+        {
+            return report.clone();
+        }
+        let report = build();
+        *cached = Some((Instant::now(), report.clone()));
+        report
+    }
 }
 
 fn service_status(breaker: BreakerState, probe: HealthStatus) -> &'static str {
@@ -36,7 +60,7 @@ fn service_status(breaker: BreakerState, probe: HealthStatus) -> &'static str {
 fn build(gateway: &Gateway) -> Value {
     let mut services = Map::new();
     let mut degraded = false;
-    for (name, upstream) in &gateway.runtime().upstreams {
+    for (name, upstream) in &gateway.in_force().upstreams {
         let snapshot = upstream.breaker().snapshot();
         let health = upstream.health();
         let status = service_status(snapshot.state, health.status);

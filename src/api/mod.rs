@@ -10,12 +10,12 @@ mod proxy;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use axum::{Extension, Router};
 
 pub use auth::authorize;
 pub use dispatch::{App, AppFuture, app};
@@ -29,10 +29,13 @@ use crate::telemetry;
 /// Every route of the gateway, ready to serve (with `ConnectInfo<SocketAddr>` for
 /// `X-Forwarded-For`: use `into_make_service_with_connect_info`).
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    let body_limit = gateway.runtime().config.server.max_body_bytes;
+    let body_limit = gateway.in_force().config.server.max_body_bytes;
     Router::new()
         .route("/health", get(health::live))
-        .route("/health/detailed", get(health::detailed))
+        .route(
+            "/health/detailed",
+            get(health::detailed).layer(Extension(Arc::new(health::Cache::default()))),
+        )
         .route("/metrics", get(metrics))
         .route("/admin/breakers", get(admin::list))
         .route("/admin/breakers/reset-all", post(admin::reset_all))
@@ -60,7 +63,7 @@ async fn not_found(request: Request) -> ApiError {
 
 /// `GET /metrics`: the Prometheus exposition, classic text format.
 async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
-    let body = gateway.telemetry().render(&gateway).await;
+    let body = gateway.render_metrics().await;
     ([(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)], body).into_response()
 }
 
@@ -78,7 +81,7 @@ async fn guard(State(gateway): State<Arc<Gateway>>, request: Request, next: Next
 
 /// 431 when the request line and headers are larger than `max_header_bytes`.
 fn refusal(gateway: &Gateway, request: &Request) -> Option<Response> {
-    let limit = gateway.runtime().config.server.max_header_bytes;
+    let limit = gateway.in_force().config.server.max_header_bytes;
     let size: usize = request
         .headers()
         .iter()

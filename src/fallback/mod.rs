@@ -16,6 +16,7 @@ pub mod degraded;
 mod deliver;
 pub mod queue;
 pub mod records;
+pub mod replay;
 
 pub use crate::outcome::Delivery;
 pub use records::{CachedResponse, QueueStatus, QueuedRequest};

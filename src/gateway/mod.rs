@@ -1,8 +1,12 @@
-//! The running gateway: the configuration in force, one [`Upstream`] (with its breaker) per
-//! configured upstream, the pipeline, and the tasks that keep them current (deadline timer,
-//! health probes, hot reload).
+//! The running gateway: the configuration in force, one [`Upstream`] per configured upstream,
+//! every breaker in one [`Registry`], the pipeline, and the tasks that keep them current
+//! (deadline timer, transition history and queue replay, gauges, health probes, hot reload).
+//! This module wires them; each job lives in its own file or room.
 
 mod bus;
+mod by_name;
+mod gauges;
+mod history;
 mod reload;
 mod system;
 mod timer;
@@ -10,25 +14,23 @@ mod timer;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 
 use crate::breaker::{Breaker, BreakerConfig, Clock, Listener, Registry, Snapshot};
 use crate::coarse_clock::CoarseClock;
-use crate::config::{Config, DATABASE_BREAKER, Fallback};
+use crate::config::{Config, DATABASE_BREAKER};
 use crate::fallback::cache::{CacheLimits, ResponseCache};
-use crate::fallback::queue::{Replayer, RequestQueue, spawn_replayer};
-use crate::fallback::{CacheStore, Deliver, Delivery, Enqueue, QueuedRequest};
+use crate::fallback::queue::RequestQueue;
+use crate::fallback::replay::Replayers;
+use crate::fallback::{CacheStore, Enqueue};
 use crate::pipeline::Pipeline;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Telemetry;
 use crate::upstream::{HttpClients, ProbeHandle, Upstream, UpstreamError};
-
-use std::fmt;
 
 pub use bus::TransitionBus;
 pub use reload::ReloadError;
@@ -36,7 +38,7 @@ pub use system::SystemFigures;
 
 /// The configuration in force and the upstreams built from it. Replaced whole on reload.
 #[derive(Debug)]
-pub struct Runtime {
+pub struct InForce {
     /// The configuration in force.
     pub config: Arc<Config>,
     /// Every upstream by name.
@@ -46,8 +48,7 @@ pub struct Runtime {
 /// The gateway's shared state, handed to every request handler.
 #[derive(Debug)]
 pub struct Gateway {
-    this: Weak<Gateway>,
-    runtime: ArcSwap<Runtime>,
+    in_force: ArcSwap<InForce>,
     config_path: Option<PathBuf>,
     /// The file's modification time when the configuration was read, for the watcher.
     config_read_at: Option<std::time::SystemTime>,
@@ -63,12 +64,11 @@ pub struct Gateway {
     database: Arc<Breaker>,
     store: Store,
     queue: Arc<RequestQueue>,
-    replayers: Mutex<BTreeMap<String, Replayer>>,
+    replayers: Replayers,
     probes: Mutex<BTreeMap<String, ProbeHandle>>,
     started: Instant,
     in_flight: AtomicUsize,
     system: system::Sampler,
-    detailed_health: Mutex<Option<(Instant, serde_json::Value)>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -116,8 +116,7 @@ impl Gateway {
         .with_max_body_bytes(config.server.max_body_bytes);
         let (shutdown, _) = watch::channel(false);
         let gateway = Arc::new_cyclic(|this| Gateway {
-            this: this.clone(),
-            runtime: ArcSwap::from_pointee(Runtime {
+            in_force: ArcSwap::from_pointee(InForce {
                 config: Arc::new(config.clone()),
                 upstreams: BTreeMap::new(),
             }),
@@ -131,107 +130,30 @@ impl Gateway {
             breakers,
             database,
             store,
+            replayers: Replayers::new(
+                Arc::clone(&queue),
+                Arc::new(by_name::ByName(this.clone())),
+                shutdown.subscribe(),
+            ),
             queue,
-            replayers: Mutex::new(BTreeMap::new()),
             probes: Mutex::new(BTreeMap::new()),
             started: Instant::now(),
             in_flight: AtomicUsize::new(0),
             system: system::Sampler::default(),
-            detailed_health: Mutex::new(None),
             shutdown,
         });
         gateway.apply(config)?;
         Ok(gateway)
     }
 
-    /// Builds the upstreams of `config`, keeping every breaker whose settings did not change
-    /// (state and all) and every upstream whose settings did not change, and puts them in force.
-    fn apply(&self, config: Config) -> Result<(), UpstreamError> {
-        let current = self.runtime.load();
-        // The store keeps the breaker it was opened with: [store] applies after a restart.
-        let database = (DATABASE_BREAKER, self.database.config().clone());
-        self.breakers.reconcile(
-            config
-                .upstreams
-                .iter()
-                .map(|(name, settings)| (name.as_str(), settings.breaker.clone()))
-                .chain([database]),
-        );
-        let mut upstreams = BTreeMap::new();
-        for (name, settings) in &config.upstreams {
-            let breaker = self.breakers.get_or_create(name);
-            let upstream = match current.upstreams.get(name) {
-                Some(kept)
-                    if kept.config() == settings && Arc::ptr_eq(kept.breaker(), &breaker) =>
-                {
-                    Arc::clone(kept)
-                }
-                _ => Arc::new(Upstream::sharing(settings.clone(), breaker, &self.clients)?),
-            };
-            upstreams.insert(name.clone(), upstream);
-        }
-        let interval = config.health.check_interval;
-        let runtime = Runtime {
-            config: Arc::new(config),
-            upstreams,
-        };
-        let mut probes = self.probes.lock().unwrap_or_else(PoisonError::into_inner);
-        probes.retain(|name, _| {
-            current.upstreams.get(name).map(Arc::as_ptr)
-                == runtime.upstreams.get(name).map(Arc::as_ptr)
-        });
-        for (name, upstream) in &runtime.upstreams {
-            if !probes.contains_key(name)
-                && let Some(handle) = upstream.spawn_probe(interval)
-            {
-                probes.insert(name.clone(), handle);
-            }
-        }
-        drop(probes);
-        self.runtime.store(Arc::new(runtime));
-        self.telemetry.track(&self.breakers());
-        self.start_replayers();
-        Ok(())
-    }
-
-    /// One replayer per upstream whose fallback is the queue; it delivers through whatever
-    /// upstream has that name when it runs, so reloads need no restart of it.
-    fn start_replayers(&self) {
-        let Some(me) = self.me() else { return };
-        let runtime = self.runtime.load();
-        let mut replayers = self
-            .replayers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (name, upstream) in &runtime.upstreams {
-            if upstream.config().fallback == Fallback::Queue && !replayers.contains_key(name) {
-                let deliver: Arc<dyn Deliver> = Arc::new(ByName {
-                    gateway: Arc::downgrade(&me),
-                    name: name.clone(),
-                });
-                let replayer = spawn_replayer(
-                    Arc::clone(&self.queue),
-                    name.clone(),
-                    deliver,
-                    self.shutdown.subscribe(),
-                );
-                replayers.insert(name.clone(), replayer);
-            }
-        }
-    }
-
-    fn me(&self) -> Option<Arc<Gateway>> {
-        self.this.upgrade()
-    }
-
     /// The configuration and upstreams in force.
-    pub fn runtime(&self) -> Arc<Runtime> {
-        self.runtime.load_full()
+    pub fn in_force(&self) -> Arc<InForce> {
+        self.in_force.load_full()
     }
 
     /// The upstream named `name`.
     pub fn upstream_named(&self, name: &str) -> Option<Arc<Upstream>> {
-        self.runtime.load().upstreams.get(name).cloned()
+        self.in_force.load().upstreams.get(name).cloned()
     }
 
     /// Every breaker (one per upstream and the store's), by name.
@@ -298,24 +220,6 @@ impl Gateway {
         InFlight(Arc::clone(self))
     }
 
-    /// The detailed health report, built by `build` at most once per `detailed_cache`
-    /// (`DETAILED_HEALTH_CACHE_SECONDS`): probing a page often must not load the gateway.
-    pub fn detailed_health(&self, build: impl FnOnce() -> serde_json::Value) -> serde_json::Value {
-        let fresh_for = self.runtime().config.health.detailed_cache;
-        let mut cached = self
-            .detailed_health
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some((at, report)) = cached.as_ref()
-            && at.elapsed() < fresh_for
-        {
-            return report.clone();
-        }
-        let report = build();
-        *cached = Some((Instant::now(), report.clone()));
-        report
-    }
-
     /// Memory, CPU and uptime of this process.
     pub fn system(&self) -> SystemFigures {
         self.system.sample(self.uptime(), self.in_flight())
@@ -332,11 +236,8 @@ impl Gateway {
                 self.transitions.changes(),
                 self.shutdown.subscribe(),
             )),
-            tokio::spawn(follow_transitions(
-                Arc::clone(self),
-                self.shutdown.subscribe(),
-            )),
-            tokio::spawn(crate::telemetry::refresh_periodically(
+            tokio::spawn(history::follow(Arc::clone(self), self.shutdown.subscribe())),
+            tokio::spawn(gauges::refresh_periodically(
                 Arc::clone(self),
                 self.shutdown.subscribe(),
             )),
@@ -361,17 +262,7 @@ impl Gateway {
     pub async fn shutdown(&self) {
         self.shutdown.send_replace(true);
         self.queue.close();
-        let replayers: Vec<Replayer> = std::mem::take(
-            &mut *self
-                .replayers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
-        .into_values()
-        .collect();
-        for replayer in replayers {
-            replayer.join().await;
-        }
+        self.replayers.join().await;
         self.probes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -387,75 +278,6 @@ impl Gateway {
     /// The durable request queue.
     pub fn queue(&self) -> &Arc<RequestQueue> {
         &self.queue
-    }
-
-    /// Asks the replayer of `upstream` to run now.
-    fn wake_replayer(&self, upstream: &str) {
-        if let Some(replayer) = self
-            .replayers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(upstream)
-        {
-            replayer.wake();
-        }
-    }
-}
-
-/// Keeps the transition history in the store and replays an upstream's queue as soon as its
-/// breaker closes.
-async fn follow_transitions(gateway: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
-    let mut transitions = gateway.transitions().subscribe();
-    loop {
-        tokio::select! {
-            received = transitions.recv() => match received {
-                Ok(transition) => {
-                    if transition.to == crate::breaker::State::Closed {
-                        gateway.wake_replayer(&transition.breaker);
-                    }
-                    if let Err(error) = gateway.store.record_transition(&transition).await {
-                        tracing::debug!(%error, "transition not kept in the store");
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "transition history fell behind");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            },
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-/// Delivers queued requests through the upstream that has the name now (reloads replace
-/// upstreams whose settings change).
-struct ByName {
-    gateway: Weak<Gateway>,
-    name: String,
-}
-
-impl fmt::Debug for ByName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ByName({})", self.name)
-    }
-}
-
-impl Deliver for ByName {
-    fn deliver<'a>(&'a self, request: &'a QueuedRequest) -> BoxFuture<'a, Delivery> {
-        Box::pin(async move {
-            let gateway = self.gateway.upgrade();
-            let upstream = gateway.as_ref().and_then(|g| g.upstream_named(&self.name));
-            match (gateway, upstream) {
-                (Some(gateway), Some(upstream)) => {
-                    let replay = upstream.replay(request).await;
-                    gateway.telemetry().record_replay(&self.name, &replay);
-                    replay.delivery
-                }
-                _ => Delivery::Failed {
-                    reason: format!("upstream `{}` is no longer configured", self.name),
-                },
-            }
-        })
     }
 }
 

@@ -2,15 +2,16 @@
 //! configuration is put in force without dropping traffic, a bad one is refused and the last
 //! good one keeps running.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
-use super::Gateway;
-use crate::config::{self, ConfigError};
-use crate::upstream::UpstreamError;
+use super::{Gateway, InForce};
+use crate::config::{self, Config, ConfigError, DATABASE_BREAKER, Fallback};
+use crate::upstream::{Upstream, UpstreamError};
 
 /// How often the file's modification time is looked at.
 const POLL: Duration = Duration::from_secs(1);
@@ -34,7 +35,7 @@ impl Gateway {
     pub fn reload(&self) -> Result<(), ReloadError> {
         let path = self.config_path.as_ref().ok_or(ReloadError::NoFile)?;
         let next = config::load(path)?;
-        let current = self.runtime();
+        let current = self.in_force();
         if next.server != current.config.server {
             tracing::warn!(
                 "[server] changed: the new listen address and limits apply after a restart"
@@ -44,6 +45,63 @@ impl Gateway {
             tracing::warn!("[store] changed: the new store settings apply after a restart");
         }
         self.apply(next)?;
+        Ok(())
+    }
+
+    /// Puts `config` in force: reconciles the breakers (one whose settings did not change is
+    /// kept, state and all), keeps every upstream whose settings and breaker did not change,
+    /// builds the others, and starts what they need (health probes, queue replayers).
+    pub(super) fn apply(&self, config: Config) -> Result<(), UpstreamError> {
+        let current = self.in_force.load();
+        // The store keeps the breaker it was opened with: [store] applies after a restart.
+        let database = (DATABASE_BREAKER, self.database.config().clone());
+        self.breakers.reconcile(
+            config
+                .upstreams
+                .iter()
+                .map(|(name, settings)| (name.as_str(), settings.breaker.clone()))
+                .chain([database]),
+        );
+        let mut upstreams = BTreeMap::new();
+        for (name, settings) in &config.upstreams {
+            let breaker = self.breakers.get_or_create(name);
+            let upstream = match current.upstreams.get(name) {
+                Some(kept)
+                    if kept.config() == settings && Arc::ptr_eq(kept.breaker(), &breaker) =>
+                {
+                    Arc::clone(kept)
+                }
+                _ => Arc::new(Upstream::sharing(settings.clone(), breaker, &self.clients)?),
+            };
+            upstreams.insert(name.clone(), upstream);
+        }
+        let interval = config.health.check_interval;
+        let next = InForce {
+            config: Arc::new(config),
+            upstreams,
+        };
+        let mut probes = self.probes.lock().unwrap_or_else(PoisonError::into_inner);
+        probes.retain(|name, _| {
+            current.upstreams.get(name).map(Arc::as_ptr)
+                == next.upstreams.get(name).map(Arc::as_ptr)
+        });
+        for (name, upstream) in &next.upstreams {
+            if !probes.contains_key(name)
+                && let Some(handle) = upstream.spawn_probe(interval)
+            {
+                probes.insert(name.clone(), handle);
+            }
+        }
+        drop(probes);
+        let queued: Vec<String> = next
+            .upstreams
+            .iter()
+            .filter(|(_, upstream)| upstream.config().fallback == Fallback::Queue)
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.in_force.store(Arc::new(next));
+        self.telemetry.track(&self.breakers());
+        self.replayers.start(queued);
         Ok(())
     }
 

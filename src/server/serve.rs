@@ -52,7 +52,7 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let tasks = gateway.spawn_tasks();
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, upstreams = gateway.runtime().upstreams.len(), "breakerbox is serving");
+    tracing::info!(%addr, upstreams = gateway.in_force().upstreams.len(), "breakerbox is serving");
     let app = api::app(Arc::clone(&gateway));
     // Connections are read through a framing tracker; each gets the service behind a check that
     // refuses what the tracker flagged, and the client's address as `ConnectInfo<SocketAddr>`.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::breaker::{Breaker, Listener, State, Transition};
 use crate::outcome::{ProxyOutcome, Replay};
 
-pub use refresh::{CONTENT_TYPE, REFRESH_EVERY, refresh_periodically};
+pub use refresh::CONTENT_TYPE;
 pub use spans::{
     client_span, decision_span, inject, record_attempt, record_decision, record_response,
     server_span,
