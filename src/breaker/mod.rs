@@ -38,7 +38,7 @@ pub use config::{BreakerConfig, BreakerConfigBuilder, ConfigError, Percent};
 pub use events::{Listener, Transition};
 pub use jitter::{Jitter, NoJitter, SplitMix};
 pub use permit::{Outcome, Permit, Rejected};
-pub use registry::{Registry, RegistryBuilder};
+pub use registry::{Reconciliation, Registry, RegistryBuilder};
 pub use snapshot::Snapshot;
 pub use state::{State, TransitionReason};
 pub use window::Counts;

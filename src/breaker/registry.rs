@@ -140,21 +140,36 @@ impl Registry {
     where
         N: Into<Arc<str>>,
     {
-        let mut named = self.named.lock().unwrap_or_else(PoisonError::into_inner);
-        let current = self.breakers.load_full();
-        let mut next = Map::new();
-        let mut settings = HashMap::new();
+        self.prepare(configs).commit();
+    }
+
+    /// What [`reconcile`](Self::reconcile) would make of `configs`, not yet in force: the
+    /// caller can build what depends on the new breakers, and [`commit`](Reconciliation::commit)
+    /// only once all of it succeeded (dropping it changes nothing).
+    pub fn prepare<N>(
+        &self,
+        configs: impl IntoIterator<Item = (N, BreakerConfig)>,
+    ) -> Reconciliation<'_>
+    where
+        N: Into<Arc<str>>,
+    {
+        let current = self.breakers.load();
+        let mut breakers = Map::new();
+        let mut named = HashMap::new();
         for (name, config) in configs {
             let name: Arc<str> = name.into();
             let breaker = match current.get(&name) {
                 Some(kept) if *kept.config() == config => Arc::clone(kept),
                 _ => self.make(&name, config.clone()),
             };
-            next.insert(Arc::clone(&name), breaker);
-            settings.insert(name, config);
+            breakers.insert(Arc::clone(&name), breaker);
+            named.insert(name, config);
         }
-        self.breakers.store(Arc::new(next));
-        *named = settings;
+        Reconciliation {
+            registry: self,
+            breakers,
+            named,
+        }
     }
 
     /// The settings new breakers get unless named otherwise.
@@ -209,6 +224,40 @@ impl Registry {
     /// Applies every transition due by now; returns how many happened.
     pub fn tick(&self) -> usize {
         self.breakers.load().values().filter(|b| b.tick()).count()
+    }
+}
+
+/// A reconciled set of breakers waiting to be put in force (see [`Registry::prepare`]).
+#[must_use = "nothing changes until `commit`"]
+pub struct Reconciliation<'r> {
+    registry: &'r Registry,
+    breakers: Map,
+    named: HashMap<Arc<str>, BreakerConfig>,
+}
+
+impl Reconciliation<'_> {
+    /// The breaker `name` will have once committed.
+    pub fn get(&self, name: &str) -> Option<&Arc<Breaker>> {
+        self.breakers.get(name)
+    }
+
+    /// Puts these breakers in force, replacing whatever the registry held.
+    pub fn commit(self) {
+        let mut named = self
+            .registry
+            .named
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.registry.breakers.store(Arc::new(self.breakers));
+        *named = self.named;
+    }
+}
+
+impl fmt::Debug for Reconciliation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reconciliation")
+            .field("breakers", &self.breakers.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -279,6 +328,28 @@ mod tests {
         // A removed name comes back with the defaults, not its old settings.
         let again = registry.get_or_create("dropped");
         assert_eq!(again.config().open_duration(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_prepared_reconciliation_changes_nothing_until_committed() {
+        let clock = Arc::new(ManualClock::new());
+        let registry = registry(&clock);
+        let changed = registry.get("changed").expect("built");
+        let prepared = registry.prepare([("changed", config(45))]);
+        let next = Arc::clone(prepared.get("changed").expect("prepared"));
+        assert!(!Arc::ptr_eq(&changed, &next));
+        assert!(Arc::ptr_eq(
+            &changed,
+            &registry.get("changed").expect("in force")
+        ));
+        assert_eq!(registry.len(), 3);
+        drop(prepared);
+        assert_eq!(registry.len(), 3, "dropped: nothing changed");
+
+        registry.prepare([("changed", config(45))]).commit();
+        assert_eq!(registry.len(), 1);
+        let committed = registry.get("changed").expect("in force");
+        assert_eq!(committed.config().open_duration(), Duration::from_secs(45));
     }
 
     #[test]

@@ -55,7 +55,9 @@ impl Gateway {
         let current = self.in_force.load();
         // The store keeps the breaker it was opened with: [store] applies after a restart.
         let database = (DATABASE_BREAKER, self.database.config().clone());
-        self.breakers.reconcile(
+        // Nothing changes until every upstream is built: a refused reload leaves the breakers
+        // as they were.
+        let breakers = self.breakers.prepare(
             config
                 .upstreams
                 .iter()
@@ -64,17 +66,22 @@ impl Gateway {
         );
         let mut upstreams = BTreeMap::new();
         for (name, settings) in &config.upstreams {
-            let breaker = self.breakers.get_or_create(name);
+            let Some(breaker) = breakers.get(name) else {
+                continue;
+            };
             let upstream = match current.upstreams.get(name) {
-                Some(kept)
-                    if kept.config() == settings && Arc::ptr_eq(kept.breaker(), &breaker) =>
-                {
+                Some(kept) if kept.config() == settings && Arc::ptr_eq(kept.breaker(), breaker) => {
                     Arc::clone(kept)
                 }
-                _ => Arc::new(Upstream::sharing(settings.clone(), breaker, &self.clients)?),
+                _ => Arc::new(Upstream::sharing(
+                    settings.clone(),
+                    Arc::clone(breaker),
+                    &self.clients,
+                )?),
             };
             upstreams.insert(name.clone(), upstream);
         }
+        breakers.commit();
         let interval = config.health.check_interval;
         let next = InForce {
             config: Arc::new(config),
