@@ -576,6 +576,38 @@ async fn reload_applies_a_valid_file_and_keeps_the_last_good_one() {
 }
 
 #[tokio::test]
+async fn a_reload_keeps_the_breaker_of_an_upstream_whose_breaker_settings_did_not_change() {
+    let echo = TestUpstream::start().await;
+    let queued = TestUpstream::start().await;
+    let dir = TempDir::new();
+    let path = dir.0.join("breakerbox.toml");
+    let text = settings(&dir, echo.addr, queued.addr, false);
+    std::fs::write(&path, &text).expect("write config");
+    let config = config::load(&path).expect("valid");
+    let gateway = Gateway::start(config, Some(path.clone()))
+        .await
+        .expect("starts");
+    let before = gateway.upstream_named("echo").expect("configured");
+    before.breaker().force_open();
+
+    // Only the probe path changes: a new upstream around the same breaker, still forced open.
+    std::fs::write(
+        &path,
+        text.replace("health_path = \"/health\"", "health_path = \"/ready\""),
+    )
+    .expect("rewrite");
+    gateway.reload().expect("valid change");
+    let after = gateway.upstream_named("echo").expect("configured");
+    assert!(!Arc::ptr_eq(&before, &after), "new settings: new upstream");
+    assert!(Arc::ptr_eq(before.breaker(), after.breaker()));
+    assert_eq!(after.breaker().state(), breakerbox::State::ForcedOpen);
+    let named = gateway.breaker_named("echo").expect("tracked");
+    assert!(Arc::ptr_eq(&named, after.breaker()));
+
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
 async fn conflicting_content_lengths_are_refused_before_any_upstream() {
     let (gw, echo, _queued) = start(false).await;
     let doubled = "POST /proxy/echo/smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\
