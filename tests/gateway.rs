@@ -515,8 +515,11 @@ async fn event_stream_carries_transitions() {
     gw.stop().await;
 }
 
-#[tokio::test]
-async fn reload_applies_a_valid_file_and_keeps_the_last_good_one() {
+/// What a test started from a configuration file must keep alive: its directory and upstreams.
+type Kept = (TempDir, TestUpstream, TestUpstream);
+
+/// A gateway started from a configuration file (for reloads): the gateway, the file, its text.
+async fn start_from_file() -> (Arc<Gateway>, std::path::PathBuf, String, Kept) {
     let echo = TestUpstream::start().await;
     let queued = TestUpstream::start().await;
     let dir = TempDir::new();
@@ -527,6 +530,12 @@ async fn reload_applies_a_valid_file_and_keeps_the_last_good_one() {
     let gateway = Gateway::start(config, Some(path.clone()))
         .await
         .expect("starts");
+    (gateway, path, text, (dir, echo, queued))
+}
+
+#[tokio::test]
+async fn reload_applies_a_valid_file_and_keeps_the_last_good_one() {
+    let (gateway, path, text, _kept) = start_from_file().await;
     let tasks = gateway.spawn_tasks();
     let kept = gateway.upstream_named("qbittorrent").expect("configured");
     let threshold = |gateway: &Gateway| {
@@ -577,16 +586,7 @@ async fn reload_applies_a_valid_file_and_keeps_the_last_good_one() {
 
 #[tokio::test]
 async fn a_reload_keeps_the_breaker_of_an_upstream_whose_breaker_settings_did_not_change() {
-    let echo = TestUpstream::start().await;
-    let queued = TestUpstream::start().await;
-    let dir = TempDir::new();
-    let path = dir.0.join("breakerbox.toml");
-    let text = settings(&dir, echo.addr, queued.addr, false);
-    std::fs::write(&path, &text).expect("write config");
-    let config = config::load(&path).expect("valid");
-    let gateway = Gateway::start(config, Some(path.clone()))
-        .await
-        .expect("starts");
+    let (gateway, path, text, _kept) = start_from_file().await;
     let before = gateway.upstream_named("echo").expect("configured");
     before.breaker().force_open();
 
