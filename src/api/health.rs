@@ -2,14 +2,14 @@
 //! `/health/detailed` (every dependency, its breaker and the process figures).
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
 use axum::{Extension, Json};
 use serde_json::{Map, Value, json};
 
 use super::json::timestamp;
-use crate::breaker::State as BreakerState;
+use crate::breaker::{Nanos, State as BreakerState};
 use crate::gateway::Gateway;
 use crate::upstream::HealthStatus;
 
@@ -24,25 +24,32 @@ pub(super) async fn detailed(
     Extension(cache): Extension<Arc<Cache>>,
 ) -> Json<Value> {
     let fresh_for = gateway.in_force().config.health.detailed_cache;
-    Json(cache.get_or_build(fresh_for, || build(&gateway)))
+    let now = gateway.clock().now();
+    Json(cache.get_or_build(now, fresh_for, || build(&gateway)))
 }
 
 /// The last detailed report and when it was built: probing the page often must not load the
 /// gateway, so a report is built at most once per `detailed_cache`
 /// (`DETAILED_HEALTH_CACHE_SECONDS`).
 #[derive(Debug, Default)]
-pub(super) struct Cache(Mutex<Option<(Instant, Value)>>);
+pub(super) struct Cache(Mutex<Option<(Nanos, Value)>>);
 
 impl Cache {
-    fn get_or_build(&self, fresh_for: Duration, build: impl FnOnce() -> Value) -> Value {
+    /// The report built at most `fresh_for` before `now` (on the breakers' clock), or a new one.
+    fn get_or_build(
+        &self,
+        now: Nanos,
+        fresh_for: Duration,
+        build: impl FnOnce() -> Value,
+    ) -> Value {
         let mut cached = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((at, report)) = cached.as_ref()
-            && at.elapsed() < fresh_for
+            && now.saturating_duration_since(*at) < fresh_for
         {
             return report.clone();
         }
         let report = build();
-        *cached = Some((Instant::now(), report.clone()));
+        *cached = Some((now, report.clone()));
         report
     }
 }
@@ -104,4 +111,22 @@ fn build(gateway: &Gateway) -> Value {
         "services": services,
         "system": gateway.system(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_is_built_at_most_once_per_cache_period() {
+        let cache = Cache::default();
+        let fresh_for = Duration::from_secs(10);
+        let at = |seconds: u64| Nanos(seconds * 1_000_000_000);
+        let report = |n: u64| move || json!(n);
+        assert_eq!(cache.get_or_build(at(1), fresh_for, report(1)), json!(1));
+        assert_eq!(cache.get_or_build(at(10), fresh_for, report(2)), json!(1));
+        assert_eq!(cache.get_or_build(at(11), fresh_for, report(3)), json!(3));
+        let never = Duration::ZERO;
+        assert_eq!(cache.get_or_build(at(11), never, report(4)), json!(4));
+    }
 }
