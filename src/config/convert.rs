@@ -1,0 +1,559 @@
+//! Raw tables → the validated configuration: every range, default and rule between keys, in the
+//! one `TryFrom` of the type it builds. Refusals name their key by the raw field's own name.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::breaker::BreakerConfig;
+
+use super::error::{ErrorKind, Refusal};
+use super::raw::{
+    BreakerKeys, RawConfig, RawDefaults, RawDegraded, RawServer, RawStore, RawToken, RawUpstream,
+};
+use super::types::{
+    AdminConfig, ChaosConfig, Config, DATABASE_BREAKER, Defaults, Fallback, HealthConfig, Role,
+    Secret, SecretSource, ServerConfig, StoreConfig, Token, UpstreamConfig,
+};
+use super::url::{StoreUrl, UpstreamUrl, redact_password};
+
+/// The environment, for `token_env`.
+pub(crate) type Env = BTreeMap<String, String>;
+
+/// A raw field as `(its key, its value)`, so refusals spell the key as the struct does.
+macro_rules! key {
+    ($raw:expr, $field:ident $(. $method:ident())?) => {
+        (stringify!($field), $raw.$field $(.$method())?)
+    };
+}
+
+/// What a table is converted with: where it sits, what `[defaults]` hands down, the environment.
+#[derive(Debug)]
+pub(crate) struct In<'a, R> {
+    pub(crate) at: &'a str,
+    pub(crate) raw: R,
+    pub(crate) up: &'a Inherited,
+    pub(crate) env: &'a Env,
+}
+
+impl<'a, R> In<'a, R> {
+    fn with<'b, S>(&self, at: &'b str, raw: S) -> In<'b, S>
+    where
+        'a: 'b,
+    {
+        In {
+            at,
+            raw,
+            up: self.up,
+            env: self.env,
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        if self.at.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.at)
+        }
+    }
+
+    fn refuse(&self, key: &str, reason: impl Into<String>) -> Refusal {
+        Refusal::new(self.key(key), ErrorKind::Invalid, reason)
+    }
+
+    fn missing(&self, key: &str, reason: &str) -> Refusal {
+        Refusal::new(self.key(key), ErrorKind::Missing, reason).value("(missing)")
+    }
+
+    fn int<T: TryFrom<i64>>(
+        &self,
+        (key, v): (&str, Option<i64>),
+        min: i64,
+        max: i64,
+    ) -> Result<Option<T>, Refusal> {
+        let Some(n) = v else { return Ok(None) };
+        let why = if max == i64::MAX {
+            format!("must be at least {min}")
+        } else {
+            format!("must be a whole number from {min} to {max}")
+        };
+        let n = T::try_from(n).ok().filter(|_| (min..=max).contains(&n));
+        n.map(Some).ok_or_else(|| self.refuse(key, why))
+    }
+
+    fn count(&self, key: (&str, Option<i64>)) -> Result<Option<u32>, Refusal> {
+        self.int(key, 0, i64::from(u32::MAX))
+    }
+
+    fn percent(&self, (key, v): (&str, Option<i64>), min: u8) -> Result<Option<u8>, Refusal> {
+        match v.map(u8::try_from) {
+            None => Ok(None),
+            Some(Ok(p)) if (min..=100).contains(&p) => Ok(Some(p)),
+            Some(_) => Err(self.refuse(key, format!("must be a percentage from {min} to 100"))),
+        }
+    }
+
+    fn positive(&self, (key, v): (&str, Option<Duration>)) -> Result<Option<Duration>, Refusal> {
+        match v {
+            Some(d) if d.is_zero() => Err(self.refuse(key, "must be positive")),
+            other => Ok(other),
+        }
+    }
+
+    /// HTTP status codes (100–599), sorted, without repeats.
+    fn statuses(&self, (key, v): (&str, Option<Vec<i64>>)) -> Result<Option<Vec<u16>>, Refusal> {
+        let Some(items) = v else { return Ok(None) };
+        let mut statuses = Vec::with_capacity(items.len());
+        for n in items {
+            match u16::try_from(n) {
+                Ok(s) if (100..=599).contains(&s) => statuses.push(s),
+                _ => {
+                    let why = format!("{n} is not an HTTP status code (100 to 599)");
+                    return Err(self.refuse(key, why));
+                }
+            }
+        }
+        statuses.sort_unstable();
+        statuses.dedup();
+        Ok(Some(statuses))
+    }
+}
+
+/// What `[defaults]` hands down, and which breaker keys the file set there: a refused
+/// combination is blamed on the table that wrote the value.
+#[derive(Debug, Default)]
+pub(crate) struct Inherited {
+    defaults: Defaults,
+    set: Vec<String>,
+}
+
+/// The keys a raw table holds.
+fn keys_set(raw: &BreakerKeys) -> Vec<String> {
+    toml::Table::try_from(raw)
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+impl TryFrom<In<'_, RawConfig>> for Config {
+    type Error = Refusal;
+
+    fn try_from(i: In<'_, RawConfig>) -> Result<Self, Refusal> {
+        let In { raw, env, .. } = i;
+        let builtin = Inherited::default();
+        let i = In {
+            at: "",
+            raw: (),
+            up: &builtin,
+            env,
+        };
+        let (at, server) = key!(raw, server);
+        let server = ServerConfig::try_from(i.with(at, server.unwrap_or_default()))?;
+        let (at, defaults) = key!(raw, defaults);
+        let defaults = defaults.unwrap_or_default();
+        let set = keys_set(&defaults.breaker);
+        let defaults = Defaults::try_from(i.with(at, defaults))?;
+        let up = Inherited { defaults, set };
+        let i = In { up: &up, ..i };
+        let (at, store) = key!(raw, store);
+        let store = StoreConfig::try_from(i.with(at, store.unwrap_or_default()))?;
+        let (at, admin) = key!(raw, admin);
+        let (tokens_key, raw_tokens) = key!(admin.unwrap_or_default(), tokens);
+        let mut tokens: Vec<Token> = Vec::new();
+        for (n, raw) in raw_tokens.into_iter().enumerate() {
+            let at = format!("{at}.{tokens_key}[{n}]");
+            let token = Token::try_from(i.with(&at, raw))?;
+            if tokens.iter().any(|t| t.name == token.name) {
+                let why = "duplicate token name; each [[admin.tokens]] needs its own";
+                let value = format!("{:?}", token.name);
+                return Err(
+                    Refusal::new(format!("{at}.name"), ErrorKind::Invalid, why).value(value)
+                );
+            }
+            tokens.push(token);
+        }
+        let (at, raw_upstreams) = key!(raw, upstreams);
+        let mut by_env_name: BTreeMap<String, String> = BTreeMap::new();
+        let mut upstreams = BTreeMap::new();
+        for (name, raw) in raw_upstreams.unwrap_or_default() {
+            let at = format!("{at}.{name}");
+            if let Some(other) = by_env_name.insert(env_name(&name), name.clone()) {
+                let why = format!(
+                    "duplicate upstream: `{other}` and `{name}` differ only in `-`/`_` and would share the variables BREAKERBOX_UPSTREAMS_{}_*",
+                    env_name(&name)
+                );
+                return Err(Refusal::new(at, ErrorKind::Invalid, why).value(""));
+            }
+            let upstream = UpstreamConfig::try_from(i.with(&at, (name.clone(), raw)))?;
+            upstreams.insert(name, upstream);
+        }
+        let (_, chaos) = key!(raw, chaos);
+        let (at, health) = key!(raw, health);
+        Ok(Config {
+            server,
+            store,
+            admin: AdminConfig { tokens },
+            defaults: up.defaults.clone(),
+            upstreams,
+            chaos: ChaosConfig {
+                enabled: chaos.and_then(|c| c.enabled).unwrap_or(false),
+            },
+            health: HealthConfig::try_from(i.with(at, health.unwrap_or_default()))?,
+        })
+    }
+}
+
+impl TryFrom<In<'_, RawServer>> for ServerConfig {
+    type Error = Refusal;
+
+    fn try_from(i: In<'_, RawServer>) -> Result<Self, Refusal> {
+        let listen = match key!(i.raw, listen.clone()) {
+            (_, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            (key, Some(text)) => text.trim().parse().map_err(|_| {
+                let why =
+                    "not an IP address with a port, such as \"127.0.0.1:8080\" or \"[::]:8080\"";
+                i.refuse(key, why)
+            })?,
+        };
+        Ok(ServerConfig {
+            listen,
+            max_body_bytes: i
+                .int(key!(i.raw, max_body_bytes), 1, i64::MAX)?
+                .unwrap_or(ServerConfig::DEFAULT_MAX_BODY_BYTES),
+            max_header_bytes: i
+                .int(key!(i.raw, max_header_bytes), 1, i64::MAX)?
+                .unwrap_or(ServerConfig::DEFAULT_MAX_HEADER_BYTES),
+        })
+    }
+}
+
+impl TryFrom<In<'_, BreakerKeys>> for BreakerConfig {
+    type Error = Refusal;
+
+    /// The keys of one table over the inherited breaker, checked by the core's builder.
+    fn try_from(i: In<'_, BreakerKeys>) -> Result<Self, Refusal> {
+        let set = keys_set(&i.raw);
+        let r = &i.raw;
+        let mut b = i.up.defaults.breaker.to_builder();
+        if let Some(v) = i.count(key!(r, failure_threshold))? {
+            b = b.failure_threshold(v);
+        }
+        if let Some(v) = i.percent(key!(r, failure_rate_threshold), 1)? {
+            b = b.failure_rate_threshold(v);
+        }
+        if let Some(v) = i.count(key!(r, minimum_calls))? {
+            b = b.minimum_calls(v);
+        }
+        if let Some(v) = r.window {
+            b = b.window(v);
+        }
+        if let Some(v) = i.count(key!(r, buckets))? {
+            b = b.buckets(v);
+        }
+        if let Some(v) = r.open_duration {
+            b = b.open_duration(v);
+        }
+        if let Some(v) = r.open_duration_max {
+            b = b.open_duration_max(Some(v));
+        }
+        if let Some(v) = i.percent(key!(r, jitter), 0)? {
+            b = b.jitter(v);
+        }
+        if let Some(v) = i.count(key!(r, half_open_max_calls))? {
+            b = b.half_open_max_calls(v);
+        }
+        if let Some(v) = i.count(key!(r, half_open_success_threshold))? {
+            b = b.half_open_success_threshold(v);
+        }
+        if let Some(v) = r.slow_call_duration {
+            b = b.slow_call_duration(Some(v));
+        }
+        if let Some(v) = i.percent(key!(r, slow_call_rate_threshold), 1)? {
+            b = b.slow_call_rate_threshold(Some(v));
+        }
+        if let Some(v) = r.honor_retry_after {
+            b = b.honor_retry_after(v);
+        }
+        b.build().map_err(|e| {
+            let field = e.field();
+            let refusal = if !set.iter().any(|k| k == field) && i.up.set.iter().any(|k| k == field)
+            {
+                let why = format!("{} (as inherited by [{}])", e.reason(), i.at);
+                Refusal::new(format!("defaults.{field}"), ErrorKind::Invalid, why)
+            } else {
+                i.refuse(field, e.reason())
+            };
+            refusal.value(e.value())
+        })
+    }
+}
+
+impl TryFrom<In<'_, RawDefaults>> for Defaults {
+    type Error = Refusal;
+
+    fn try_from(i: In<'_, RawDefaults>) -> Result<Self, Refusal> {
+        let builtin = Defaults::default();
+        let c = &i.raw.call;
+        Ok(Defaults {
+            breaker: BreakerConfig::try_from(i.with(i.at, i.raw.breaker.clone()))?,
+            call_timeout: i
+                .positive(key!(c, call_timeout))?
+                .unwrap_or(builtin.call_timeout),
+            failure_statuses: i
+                .statuses(key!(c, failure_statuses.clone()))?
+                .unwrap_or(builtin.failure_statuses),
+            retry_budget_percent: i
+                .percent(key!(c, retry_budget_percent), 0)?
+                .unwrap_or(builtin.retry_budget_percent),
+            retry_min_per_second: i
+                .count(key!(c, retry_min_per_second))?
+                .unwrap_or(builtin.retry_min_per_second),
+            cache_ttl: i.positive(key!(c, cache_ttl))?.unwrap_or(builtin.cache_ttl),
+        })
+    }
+}
+
+impl TryFrom<In<'_, RawStore>> for StoreConfig {
+    type Error = Refusal;
+
+    fn try_from(i: In<'_, RawStore>) -> Result<Self, Refusal> {
+        let s = &i.raw.own;
+        let (key, url) = key!(s, url.as_deref());
+        let url = StoreUrl::parse(url.unwrap_or(StoreConfig::DEFAULT_URL)).map_err(|why| {
+            let shown = format!("{:?}", redact_password(url.unwrap_or_default()));
+            i.refuse(key, why).value(shown)
+        })?;
+        let d = &i.up.defaults;
+        Ok(StoreConfig {
+            url,
+            breaker: BreakerConfig::try_from(i.with(i.at, i.raw.breaker.clone()))?,
+            call_timeout: i.positive(key!(s, call_timeout))?.unwrap_or(d.call_timeout),
+            queue_memory_capacity: i
+                .int(key!(s, queue_memory_capacity), 1, i64::MAX)?
+                .unwrap_or(StoreConfig::DEFAULT_QUEUE_MEMORY_CAPACITY),
+            queue_finished_retention: i
+                .positive(key!(s, queue_finished_retention))?
+                .unwrap_or(StoreConfig::DEFAULT_QUEUE_FINISHED_RETENTION),
+            queue_finished_keep: i
+                .int(key!(s, queue_finished_keep), 0, i64::MAX)?
+                .unwrap_or(StoreConfig::DEFAULT_QUEUE_FINISHED_KEEP),
+        })
+    }
+}
+
+impl TryFrom<In<'_, RawToken>> for Token {
+    type Error = Refusal;
+
+    fn try_from(i: In<'_, RawToken>) -> Result<Self, Refusal> {
+        let t = &i.raw;
+        let name = match key!(t, name.clone()) {
+            (_, Some(name)) if !name.trim().is_empty() => name,
+            (key, Some(name)) => {
+                return Err(i
+                    .refuse(key, "must not be empty")
+                    .value(format!("{name:?}")));
+            }
+            (key, None) => {
+                let why = "every token needs a name (used in logs instead of the secret)";
+                return Err(i.missing(key, why));
+            }
+        };
+        let (inline_key, inline) = key!(t, token.clone());
+        let (var_key, var) = key!(t, token_env.clone());
+        let (secret, source) = match (inline, var) {
+            (Some(_), Some(var)) => {
+                let why = "give either `token` or `token_env`, not both";
+                return Err(i.refuse(var_key, why).value(format!("{var:?}")));
+            }
+            (None, None) => {
+                let why = "needs `token` (the secret) or `token_env` (the variable holding it)";
+                return Err(i.missing(inline_key, why));
+            }
+            (Some(secret), None) if secret.is_empty() => {
+                return Err(i.refuse(inline_key, "must not be empty").value("\"\""));
+            }
+            (Some(secret), None) => (secret, SecretSource::Inline),
+            (None, Some(var)) => match i.env.get(&var) {
+                Some(secret) if !secret.is_empty() => (secret.clone(), SecretSource::Env(var)),
+                found => {
+                    let state = if found.is_some() {
+                        "set but empty"
+                    } else {
+                        "not set"
+                    };
+                    let why = format!("environment variable {var} is {state}");
+                    return Err(i.refuse(var_key, why).value(format!("{var:?}")));
+                }
+            },
+        };
+        let role = match key!(t, role.as_deref()) {
+            (_, None | Some("viewer")) => Role::Viewer,
+            (_, Some("admin")) => Role::Admin,
+            (key, Some(other)) => {
+                let why = "unknown role; expected \"admin\" or \"viewer\"";
+                return Err(i.refuse(key, why).value(format!("{other:?}")));
+            }
+        };
+        Ok(Token {
+            name,
+            secret: Secret::new(secret),
+            source,
+            role,
+        })
+    }
+}
+
+impl TryFrom<In<'_, (String, RawUpstream)>> for UpstreamConfig {
+    type Error = Refusal;
+
+    fn try_from(i: In<'_, (String, RawUpstream)>) -> Result<Self, Refusal> {
+        let (name, raw) = &i.raw;
+        if let Err(why) = check_name(name) {
+            return Err(Refusal::new(i.at.to_owned(), ErrorKind::Invalid, why));
+        }
+        let (o, c, d) = (&raw.own, &raw.call, &i.up.defaults);
+        let url = match key!(o, url.as_deref()) {
+            (key, None) => {
+                return Err(i.missing(key, "every upstream needs the base URL to forward to"));
+            }
+            (key, Some(text)) => UpstreamUrl::parse(text).map_err(|why| i.refuse(key, why))?,
+        };
+        let breaker = BreakerConfig::try_from(i.with(i.at, raw.breaker.clone()))?;
+        let health_path = match key!(o, health_path.clone()) {
+            (key, Some(p)) if !p.starts_with('/') => {
+                return Err(i.refuse(
+                    key,
+                    "must start with `/` (it is appended to the upstream's url)",
+                ));
+            }
+            (key, Some(p))
+                if p.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '#') =>
+            {
+                return Err(i.refuse(key, "must not contain spaces, control characters or `#`"));
+            }
+            (_, other) => other,
+        };
+        let fallback = Fallback::try_from(i.with(i.at, raw))?;
+        Ok(UpstreamConfig {
+            name: name.clone(),
+            url,
+            breaker,
+            call_timeout: i.positive(key!(c, call_timeout))?.unwrap_or(d.call_timeout),
+            fallback,
+            health_path,
+            failure_statuses: i
+                .statuses(key!(c, failure_statuses.clone()))?
+                .unwrap_or_else(|| d.failure_statuses.clone()),
+            retry_budget_percent: i
+                .percent(key!(c, retry_budget_percent), 0)?
+                .unwrap_or(d.retry_budget_percent),
+            retry_min_per_second: i
+                .count(key!(c, retry_min_per_second))?
+                .unwrap_or(d.retry_min_per_second),
+        })
+    }
+}
+
+impl TryFrom<In<'_, &RawUpstream>> for Fallback {
+    type Error = Refusal;
+
+    /// `fallback`, with `cache_ttl` and the `degraded` table only where they apply.
+    fn try_from(i: In<'_, &RawUpstream>) -> Result<Self, Refusal> {
+        let (key, kind) = key!(i.raw.own, fallback.as_deref());
+        let kind = kind.unwrap_or("error");
+        let shown = format!("{kind:?}");
+        if !matches!(kind, "cache" | "degraded" | "queue" | "error") {
+            let why = "unknown fallback; expected cache, degraded, queue or error";
+            return Err(i.refuse(key, why).value(shown));
+        }
+        let (ttl_key, ttl) = key!(i.raw.call, cache_ttl);
+        let ttl = i.positive((ttl_key, ttl))?;
+        let (degraded_key, degraded) = key!(i.raw.own, degraded.as_ref());
+        let degraded_at = i.key(degraded_key);
+        if kind != "degraded" && degraded.is_some() {
+            let why = format!(
+                "a [{degraded_at}] table only applies with fallback = \"degraded\", but fallback is {shown}"
+            );
+            return Err(Refusal::new(degraded_at, ErrorKind::Invalid, why).value("(table)"));
+        }
+        if ttl.is_some() && kind != "cache" {
+            let why = format!("only applies with fallback = \"cache\", but fallback is {shown}");
+            return Err(i.refuse(ttl_key, why));
+        }
+        match (kind, degraded) {
+            ("cache", _) => Ok(Fallback::Cache {
+                ttl: ttl.unwrap_or(i.up.defaults.cache_ttl),
+            }),
+            ("queue", _) => Ok(Fallback::Queue),
+            ("error", _) => Ok(Fallback::Error),
+            (_, Some(raw)) => Fallback::try_from(i.with(&degraded_at, raw)),
+            (_, None) => {
+                let why =
+                    format!("needs a [{degraded_at}] table with the `status` and `body` to answer");
+                Err(Refusal::new(i.key(key), ErrorKind::Missing, why).value(shown))
+            }
+        }
+    }
+}
+
+impl TryFrom<In<'_, &RawDegraded>> for Fallback {
+    type Error = Refusal;
+
+    fn try_from(i: In<'_, &RawDegraded>) -> Result<Self, Refusal> {
+        let r = i.raw;
+        let (key, content_type) = key!(r, content_type.clone());
+        let content_type = content_type.unwrap_or_else(|| "application/json".to_owned());
+        if content_type.is_empty()
+            || !content_type
+                .chars()
+                .all(|c| c == ' ' || c.is_ascii_graphic())
+        {
+            let why = "must be a non-empty header value of visible ASCII characters";
+            return Err(i.refuse(key, why).value(format!("{content_type:?}")));
+        }
+        Ok(Fallback::Degraded {
+            status: i.int(key!(r, status), 100, 599)?.unwrap_or(200),
+            body: r.body.clone().unwrap_or_default(),
+            content_type,
+        })
+    }
+}
+
+impl TryFrom<In<'_, super::raw::RawHealth>> for HealthConfig {
+    type Error = Refusal;
+
+    fn try_from(i: In<'_, super::raw::RawHealth>) -> Result<Self, Refusal> {
+        let builtin = HealthConfig::default();
+        Ok(HealthConfig {
+            check_interval: i
+                .positive(key!(i.raw, check_interval))?
+                .unwrap_or(builtin.check_interval),
+            detailed_cache: i.raw.detailed_cache.unwrap_or(builtin.detailed_cache),
+        })
+    }
+}
+
+/// Whether `name` may name an upstream: lower-case letters, digits, `-` and `_`.
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("an upstream name must be 1 to 64 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        return Err(
+            "an upstream name may hold lower-case letters, digits, `-` and `_`, starting with a letter or digit",
+        );
+    }
+    if name == DATABASE_BREAKER {
+        return Err("`database` is the store's breaker; pick another name");
+    }
+    Ok(())
+}
+
+/// The form of an upstream name in environment variables: upper case, `-` as `_`.
+pub(crate) fn env_name(name: &str) -> String {
+    name.to_ascii_uppercase().replace('-', "_")
+}
