@@ -5,7 +5,7 @@ use std::fmt;
 
 use toml::{Table, Value};
 
-use super::raw::{INNER, RawConfig};
+use super::raw::{INNER, RawConfig, join};
 
 /// Where a refused value came from: a key of the file, or an environment variable overriding one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,12 +233,7 @@ pub(crate) fn decode(tree: &Table) -> Result<RawConfig, Refusal> {
     let outer = err.path().to_string();
     let message = err.inner().message();
     let (inner, message) = message.split_once(INNER).unwrap_or(("", message));
-    let path = match (outer.as_str(), inner) {
-        (".", inner) => inner.to_owned(),
-        (outer, "") => outer.to_owned(),
-        (outer, inner) if inner.starts_with('[') => format!("{outer}{inner}"),
-        (outer, inner) => format!("{outer}.{inner}"),
-    };
+    let path = join(&outer, inner);
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();

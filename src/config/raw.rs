@@ -14,12 +14,16 @@ use toml::Table;
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConfig {
+    #[serde(default, deserialize_with = "table")]
     pub(crate) server: Option<RawServer>,
     pub(crate) store: Option<RawStore>,
+    #[serde(default, deserialize_with = "table")]
     pub(crate) admin: Option<RawAdmin>,
     pub(crate) defaults: Option<RawDefaults>,
     pub(crate) upstreams: Option<BTreeMap<String, RawUpstream>>,
+    #[serde(default, deserialize_with = "table")]
     pub(crate) chaos: Option<RawChaos>,
+    #[serde(default, deserialize_with = "table")]
     pub(crate) health: Option<RawHealth>,
 }
 
@@ -52,7 +56,7 @@ pub(crate) struct StoreKeys {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAdmin {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tables")]
     pub(crate) tokens: Vec<RawToken>,
 }
 
@@ -79,6 +83,7 @@ pub(crate) struct UpstreamKeys {
     pub(crate) url: Option<String>,
     pub(crate) fallback: Option<String>,
     pub(crate) health_path: Option<String>,
+    #[serde(default, deserialize_with = "table")]
     pub(crate) degraded: Option<RawDegraded>,
 }
 
@@ -188,16 +193,46 @@ where
         }
         let [own, breaker, call] = parts;
         Ok(Layered {
-            own: group(own)?,
-            breaker: group(breaker)?,
-            call: group(call)?,
+            own: group("", own)?,
+            breaker: group("", breaker)?,
+            call: group("", call)?,
         })
     }
 }
 
-fn group<T: DeserializeOwned, E: de::Error>(table: Table) -> Result<T, E> {
-    serde_path_to_error::deserialize(table)
-        .map_err(|e| E::custom(format!("{}{INNER}{}", e.path(), e.inner().message())))
+/// `T` from `table` (found at `at` in the value being read); a refusal carries its key path from
+/// there before [`INNER`].
+fn group<T: DeserializeOwned, E: de::Error>(at: &str, table: Table) -> Result<T, E> {
+    serde_path_to_error::deserialize(table).map_err(|e| {
+        let message = e.inner().message();
+        let (deeper, message) = message.split_once(INNER).unwrap_or(("", message));
+        let path = join(at, &join(&e.path().to_string(), deeper));
+        E::custom(format!("{path}{INNER}{message}"))
+    })
+}
+
+/// A key path inside another: `a` + `b` → `a.b`, `a` + `[0]` → `a[0]`; `.` is serde's root.
+pub(crate) fn join(outer: &str, inner: &str) -> String {
+    match (outer, inner) {
+        ("." | "", inner) => inner.to_owned(),
+        (outer, "") => outer.to_owned(),
+        (outer, inner) if inner.starts_with('[') => format!("{outer}{inner}"),
+        (outer, inner) => format!("{outer}.{inner}"),
+    }
+}
+
+/// A table read as a table only: serde would also fill a struct from an array, by position.
+fn table<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    group("", Table::deserialize(d)?).map(Some)
+}
+
+/// An array of tables, each read as a table only.
+fn tables<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+    let mut items = Vec::new();
+    for (i, table) in Vec::<Table>::deserialize(d)?.into_iter().enumerate() {
+        items.push(group(&format!("[{i}]"), table)?);
+    }
+    Ok(items)
 }
 
 /// The keys of the struct `T`, as serde knows them: asks `T` to deserialize itself and notes the
