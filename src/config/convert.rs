@@ -9,7 +9,8 @@ use crate::breaker::BreakerConfig;
 
 use super::error::{ErrorKind, Refusal};
 use super::raw::{
-    BreakerKeys, RawConfig, RawDefaults, RawDegraded, RawServer, RawStore, RawToken, RawUpstream,
+    BreakerKeys, CallKeys, Layered, RawConfig, RawDegraded, RawHealth, RawServer, RawStore,
+    RawToken, RawUpstream,
 };
 use super::types::{
     AdminConfig, ChaosConfig, Config, DATABASE_BREAKER, Defaults, Fallback, HealthConfig, Role,
@@ -101,10 +102,10 @@ impl<'a, R> In<'a, R> {
     }
 
     /// HTTP status codes (100–599), sorted, without repeats.
-    fn statuses(&self, (key, v): (&str, Option<Vec<i64>>)) -> Result<Option<Vec<u16>>, Refusal> {
+    fn statuses(&self, (key, v): (&str, Option<&[i64]>)) -> Result<Option<Vec<u16>>, Refusal> {
         let Some(items) = v else { return Ok(None) };
         let mut statuses = Vec::with_capacity(items.len());
-        for n in items {
+        for &n in items {
             match u16::try_from(n) {
                 Ok(s) if (100..=599).contains(&s) => statuses.push(s),
                 _ => {
@@ -124,6 +125,7 @@ impl<'a, R> In<'a, R> {
 #[derive(Debug, Default)]
 pub(crate) struct Inherited {
     defaults: Defaults,
+    from: &'static str,
     set: Vec<String>,
 }
 
@@ -148,11 +150,15 @@ impl TryFrom<In<'_, RawConfig>> for Config {
         };
         let (at, server) = key!(raw, server);
         let server = ServerConfig::try_from(i.with(at, server.unwrap_or_default()))?;
-        let (at, defaults) = key!(raw, defaults);
+        let (from, defaults) = key!(raw, defaults);
         let defaults = defaults.unwrap_or_default();
         let set = keys_set(&defaults.breaker);
-        let defaults = Defaults::try_from(i.with(at, defaults))?;
-        let up = Inherited { defaults, set };
+        let defaults = Defaults::try_from(i.with(from, &defaults))?;
+        let up = Inherited {
+            defaults,
+            from,
+            set,
+        };
         let i = In { up: &up, ..i };
         let (at, store) = key!(raw, store);
         let store = StoreConfig::try_from(i.with(at, store.unwrap_or_default()))?;
@@ -226,59 +232,42 @@ impl TryFrom<In<'_, RawServer>> for ServerConfig {
     }
 }
 
-impl TryFrom<In<'_, BreakerKeys>> for BreakerConfig {
+/// Calls each builder setter whose value the table gives.
+macro_rules! set {
+    ($b:ident: $($setter:ident($value:expr)),* $(,)?) => {
+        $( if let Some(v) = $value { $b = $b.$setter(v); } )*
+    };
+}
+
+impl TryFrom<In<'_, &BreakerKeys>> for BreakerConfig {
     type Error = Refusal;
 
     /// The keys of one table over the inherited breaker, checked by the core's builder.
-    fn try_from(i: In<'_, BreakerKeys>) -> Result<Self, Refusal> {
-        let set = keys_set(&i.raw);
-        let r = &i.raw;
+    fn try_from(i: In<'_, &BreakerKeys>) -> Result<Self, Refusal> {
+        let (r, set) = (i.raw, keys_set(i.raw));
         let mut b = i.up.defaults.breaker.to_builder();
-        if let Some(v) = i.count(key!(r, failure_threshold))? {
-            b = b.failure_threshold(v);
-        }
-        if let Some(v) = i.percent(key!(r, failure_rate_threshold), 1)? {
-            b = b.failure_rate_threshold(v);
-        }
-        if let Some(v) = i.count(key!(r, minimum_calls))? {
-            b = b.minimum_calls(v);
-        }
-        if let Some(v) = r.window {
-            b = b.window(v);
-        }
-        if let Some(v) = i.count(key!(r, buckets))? {
-            b = b.buckets(v);
-        }
-        if let Some(v) = r.open_duration {
-            b = b.open_duration(v);
-        }
-        if let Some(v) = r.open_duration_max {
-            b = b.open_duration_max(Some(v));
-        }
-        if let Some(v) = i.percent(key!(r, jitter), 0)? {
-            b = b.jitter(v);
-        }
-        if let Some(v) = i.count(key!(r, half_open_max_calls))? {
-            b = b.half_open_max_calls(v);
-        }
-        if let Some(v) = i.count(key!(r, half_open_success_threshold))? {
-            b = b.half_open_success_threshold(v);
-        }
-        if let Some(v) = r.slow_call_duration {
-            b = b.slow_call_duration(Some(v));
-        }
-        if let Some(v) = i.percent(key!(r, slow_call_rate_threshold), 1)? {
-            b = b.slow_call_rate_threshold(Some(v));
-        }
-        if let Some(v) = r.honor_retry_after {
-            b = b.honor_retry_after(v);
-        }
+        #[rustfmt::skip]
+        set!(b:
+            failure_threshold(i.count(key!(r, failure_threshold))?),
+            failure_rate_threshold(i.percent(key!(r, failure_rate_threshold), 1)?),
+            minimum_calls(i.count(key!(r, minimum_calls))?),
+            window(r.window),
+            buckets(i.count(key!(r, buckets))?),
+            open_duration(r.open_duration),
+            open_duration_max(r.open_duration_max.map(Some)),
+            jitter(i.percent(key!(r, jitter), 0)?),
+            half_open_max_calls(i.count(key!(r, half_open_max_calls))?),
+            half_open_success_threshold(i.count(key!(r, half_open_success_threshold))?),
+            slow_call_duration(r.slow_call_duration.map(Some)),
+            slow_call_rate_threshold(i.percent(key!(r, slow_call_rate_threshold), 1)?.map(Some)),
+            honor_retry_after(r.honor_retry_after),
+        );
         b.build().map_err(|e| {
             let field = e.field();
             let refusal = if !set.iter().any(|k| k == field) && i.up.set.iter().any(|k| k == field)
             {
                 let why = format!("{} (as inherited by [{}])", e.reason(), i.at);
-                Refusal::new(format!("defaults.{field}"), ErrorKind::Invalid, why)
+                Refusal::new(format!("{}.{field}", i.up.from), ErrorKind::Invalid, why)
             } else {
                 i.refuse(field, e.reason())
             };
@@ -287,27 +276,25 @@ impl TryFrom<In<'_, BreakerKeys>> for BreakerConfig {
     }
 }
 
-impl TryFrom<In<'_, RawDefaults>> for Defaults {
+impl<O> TryFrom<In<'_, &Layered<O, BreakerKeys, CallKeys>>> for Defaults {
     type Error = Refusal;
 
-    fn try_from(i: In<'_, RawDefaults>) -> Result<Self, Refusal> {
-        let builtin = Defaults::default();
-        let c = &i.raw.call;
+    /// Breaker and call keys over what is inherited: `[defaults]` over the built-in defaults, an
+    /// upstream over `[defaults]`.
+    fn try_from(i: In<'_, &Layered<O, BreakerKeys, CallKeys>>) -> Result<Self, Refusal> {
+        let (c, d) = (&i.raw.call, &i.up.defaults);
+        let statuses = i.statuses(key!(c, failure_statuses.as_deref()))?;
         Ok(Defaults {
-            breaker: BreakerConfig::try_from(i.with(i.at, i.raw.breaker.clone()))?,
-            call_timeout: i
-                .positive(key!(c, call_timeout))?
-                .unwrap_or(builtin.call_timeout),
-            failure_statuses: i
-                .statuses(key!(c, failure_statuses.clone()))?
-                .unwrap_or(builtin.failure_statuses),
+            breaker: BreakerConfig::try_from(i.with(i.at, &i.raw.breaker))?,
+            call_timeout: i.positive(key!(c, call_timeout))?.unwrap_or(d.call_timeout),
+            failure_statuses: statuses.unwrap_or_else(|| d.failure_statuses.clone()),
             retry_budget_percent: i
                 .percent(key!(c, retry_budget_percent), 0)?
-                .unwrap_or(builtin.retry_budget_percent),
+                .unwrap_or(d.retry_budget_percent),
             retry_min_per_second: i
                 .count(key!(c, retry_min_per_second))?
-                .unwrap_or(builtin.retry_min_per_second),
-            cache_ttl: i.positive(key!(c, cache_ttl))?.unwrap_or(builtin.cache_ttl),
+                .unwrap_or(d.retry_min_per_second),
+            cache_ttl: i.positive(key!(c, cache_ttl))?.unwrap_or(d.cache_ttl),
         })
     }
 }
@@ -325,7 +312,7 @@ impl TryFrom<In<'_, RawStore>> for StoreConfig {
         let d = &i.up.defaults;
         Ok(StoreConfig {
             url,
-            breaker: BreakerConfig::try_from(i.with(i.at, i.raw.breaker.clone()))?,
+            breaker: BreakerConfig::try_from(i.with(i.at, &i.raw.breaker))?,
             call_timeout: i.positive(key!(s, call_timeout))?.unwrap_or(d.call_timeout),
             queue_memory_capacity: i
                 .int(key!(s, queue_memory_capacity), 1, i64::MAX)?
@@ -410,65 +397,56 @@ impl TryFrom<In<'_, (String, RawUpstream)>> for UpstreamConfig {
         if let Err(why) = check_name(name) {
             return Err(Refusal::new(i.at.to_owned(), ErrorKind::Invalid, why));
         }
-        let (o, c, d) = (&raw.own, &raw.call, &i.up.defaults);
+        let o = &raw.own;
         let url = match key!(o, url.as_deref()) {
             (key, None) => {
                 return Err(i.missing(key, "every upstream needs the base URL to forward to"));
             }
             (key, Some(text)) => UpstreamUrl::parse(text).map_err(|why| i.refuse(key, why))?,
         };
-        let breaker = BreakerConfig::try_from(i.with(i.at, raw.breaker.clone()))?;
+        let own = Defaults::try_from(i.with(i.at, raw))?;
         let health_path = match key!(o, health_path.clone()) {
             (key, Some(p)) if !p.starts_with('/') => {
-                return Err(i.refuse(
-                    key,
-                    "must start with `/` (it is appended to the upstream's url)",
-                ));
+                let why = "must start with `/` (it is appended to the upstream's url)";
+                return Err(i.refuse(key, why));
             }
             (key, Some(p))
-                if p.chars()
-                    .any(|c| c.is_whitespace() || c.is_control() || c == '#') =>
+                if p.contains(|c: char| c.is_whitespace() || c.is_control() || c == '#') =>
             {
                 return Err(i.refuse(key, "must not contain spaces, control characters or `#`"));
             }
             (_, other) => other,
         };
-        let fallback = Fallback::try_from(i.with(i.at, raw))?;
         Ok(UpstreamConfig {
             name: name.clone(),
             url,
-            breaker,
-            call_timeout: i.positive(key!(c, call_timeout))?.unwrap_or(d.call_timeout),
-            fallback,
+            breaker: own.breaker,
+            call_timeout: own.call_timeout,
+            fallback: Fallback::try_from(i.with(i.at, (raw, own.cache_ttl)))?,
             health_path,
-            failure_statuses: i
-                .statuses(key!(c, failure_statuses.clone()))?
-                .unwrap_or_else(|| d.failure_statuses.clone()),
-            retry_budget_percent: i
-                .percent(key!(c, retry_budget_percent), 0)?
-                .unwrap_or(d.retry_budget_percent),
-            retry_min_per_second: i
-                .count(key!(c, retry_min_per_second))?
-                .unwrap_or(d.retry_min_per_second),
+            failure_statuses: own.failure_statuses,
+            retry_budget_percent: own.retry_budget_percent,
+            retry_min_per_second: own.retry_min_per_second,
         })
     }
 }
 
-impl TryFrom<In<'_, &RawUpstream>> for Fallback {
+impl TryFrom<In<'_, (&RawUpstream, Duration)>> for Fallback {
     type Error = Refusal;
 
-    /// `fallback`, with `cache_ttl` and the `degraded` table only where they apply.
-    fn try_from(i: In<'_, &RawUpstream>) -> Result<Self, Refusal> {
-        let (key, kind) = key!(i.raw.own, fallback.as_deref());
+    /// `fallback`, with `cache_ttl` (already checked, inherited if absent) and the `degraded`
+    /// table only where they apply.
+    fn try_from(i: In<'_, (&RawUpstream, Duration)>) -> Result<Self, Refusal> {
+        let (raw, ttl) = i.raw;
+        let (key, kind) = key!(raw.own, fallback.as_deref());
         let kind = kind.unwrap_or("error");
         let shown = format!("{kind:?}");
         if !matches!(kind, "cache" | "degraded" | "queue" | "error") {
             let why = "unknown fallback; expected cache, degraded, queue or error";
             return Err(i.refuse(key, why).value(shown));
         }
-        let (ttl_key, ttl) = key!(i.raw.call, cache_ttl);
-        let ttl = i.positive((ttl_key, ttl))?;
-        let (degraded_key, degraded) = key!(i.raw.own, degraded.as_ref());
+        let (ttl_key, own_ttl) = key!(raw.call, cache_ttl);
+        let (degraded_key, degraded) = key!(raw.own, degraded.as_ref());
         let degraded_at = i.key(degraded_key);
         if kind != "degraded" && degraded.is_some() {
             let why = format!(
@@ -476,14 +454,12 @@ impl TryFrom<In<'_, &RawUpstream>> for Fallback {
             );
             return Err(Refusal::new(degraded_at, ErrorKind::Invalid, why).value("(table)"));
         }
-        if ttl.is_some() && kind != "cache" {
+        if own_ttl.is_some() && kind != "cache" {
             let why = format!("only applies with fallback = \"cache\", but fallback is {shown}");
             return Err(i.refuse(ttl_key, why));
         }
         match (kind, degraded) {
-            ("cache", _) => Ok(Fallback::Cache {
-                ttl: ttl.unwrap_or(i.up.defaults.cache_ttl),
-            }),
+            ("cache", _) => Ok(Fallback::Cache { ttl }),
             ("queue", _) => Ok(Fallback::Queue),
             ("error", _) => Ok(Fallback::Error),
             (_, Some(raw)) => Fallback::try_from(i.with(&degraded_at, raw)),
@@ -519,10 +495,10 @@ impl TryFrom<In<'_, &RawDegraded>> for Fallback {
     }
 }
 
-impl TryFrom<In<'_, super::raw::RawHealth>> for HealthConfig {
+impl TryFrom<In<'_, RawHealth>> for HealthConfig {
     type Error = Refusal;
 
-    fn try_from(i: In<'_, super::raw::RawHealth>) -> Result<Self, Refusal> {
+    fn try_from(i: In<'_, RawHealth>) -> Result<Self, Refusal> {
         let builtin = HealthConfig::default();
         Ok(HealthConfig {
             check_interval: i
