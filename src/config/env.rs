@@ -73,63 +73,68 @@ pub(crate) fn apply(
 ) -> Result<Origins, ConfigError> {
     let names = Names::of(root);
     let mut overrides = Vec::new();
-    for (var, raw) in env {
-        if let Some(target) = seed(var, raw, &names, file)? {
-            overrides.push((var, target));
+    let vars = || env.iter().map(|(name, raw)| Var { name, raw, file });
+    for var in vars() {
+        if let Some(target) = seed(var, &names)? {
+            overrides.push((var.name, target));
         }
     }
-    for (var, raw) in env {
-        if !names.reserved.contains(var)
-            && let Some(target) = breakerbox(var, raw, &names, file)?
+    for var in vars() {
+        if !names.reserved.contains(var.name)
+            && let Some(target) = breakerbox(var, &names)?
         {
-            overrides.push((var, target));
+            overrides.push((var.name, target));
         }
     }
     let mut origins = Origins::new();
     for (var, (target, value)) in overrides {
         if set(root, &target, value, &origins) {
-            origins.insert(target.path(), var.clone());
+            origins.insert(target.path(), var.to_owned());
         }
     }
     Ok(origins)
 }
 
-fn env_error(file: &str, var: &str, path: String, value: &str, reason: String) -> ConfigError {
-    let key = Key::Env {
-        var: var.to_owned(),
-        path,
-    };
-    // A token variable's value is a secret: never echo it.
-    let shown = if value == REDACTED {
-        value.to_owned()
-    } else {
-        format!("{value:?}")
-    };
-    ConfigError::new(file, key, shown, ErrorKind::UnknownKey, reason)
+/// One variable being resolved, and the file it applies to.
+#[derive(Debug, Clone, Copy)]
+struct Var<'a> {
+    name: &'a str,
+    raw: &'a str,
+    file: &'a str,
+}
+
+impl Var<'_> {
+    /// The variable names no key; `path` is the key it would have set.
+    fn error(&self, path: String, reason: String) -> ConfigError {
+        self.error_showing(path, &format!("{:?}", self.raw), reason)
+    }
+
+    fn error_showing(&self, path: String, shown: &str, reason: String) -> ConfigError {
+        let key = Key::Env {
+            var: self.name.to_owned(),
+            path,
+        };
+        ConfigError::new(self.file, key, shown, ErrorKind::UnknownKey, reason)
+    }
 }
 
 /// The seeds' variables: `CIRCUIT_BREAKER_<NAME>_THRESHOLD`, `…_TIMEOUT_SECONDS`,
 /// `HEALTH_CHECK_INTERVAL_SECONDS`, `DETAILED_HEALTH_CACHE_SECONDS`, each fixed to its key.
-fn seed(
-    var: &str,
-    raw: &str,
-    names: &Names,
-    file: &str,
-) -> Result<Option<(Target, Value)>, ConfigError> {
-    let seconds = |path: Vec<String>| match raw.trim().parse::<u64>() {
+fn seed(var: Var<'_>, names: &Names) -> Result<Option<(Target, Value)>, ConfigError> {
+    let seconds = |path: Vec<String>| match var.raw.trim().parse::<u64>() {
         Ok(n) => Ok(Some((Target::Table(path), Value::String(format!("{n}s"))))),
         Err(_) => {
             let why = "expected a whole number of seconds, such as 30".to_owned();
-            Err(env_error(file, var, path.join("."), raw, why).with_kind(ErrorKind::Invalid))
+            Err(var.error(path.join("."), why).with_kind(ErrorKind::Invalid))
         }
     };
     let owned = |parts: &[&str]| parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
-    match var {
+    match var.name {
         "HEALTH_CHECK_INTERVAL_SECONDS" => return seconds(owned(&["health", "check_interval"])),
         "DETAILED_HEALTH_CACHE_SECONDS" => return seconds(owned(&["health", "detailed_cache"])),
         _ => {}
     }
-    let Some(rest) = var.strip_prefix("CIRCUIT_BREAKER_") else {
+    let Some(rest) = var.name.strip_prefix("CIRCUIT_BREAKER_") else {
         return Ok(None);
     };
     let (name, key) = if let Some(name) = rest.strip_suffix("_THRESHOLD") {
@@ -150,7 +155,7 @@ fn seed(
                     known(&names.upstreams)
                 );
                 let path = format!("upstreams.{}.{key}", name.to_ascii_lowercase());
-                return Err(env_error(file, var, path, raw, why));
+                return Err(var.error(path, why));
             }
         }
     };
@@ -159,7 +164,7 @@ fn seed(
         return seconds(path);
     }
     let target = Target::Table(path);
-    let value = typed(&target, raw).unwrap_or_else(|| Value::String(raw.to_owned()));
+    let value = typed(&target, var.raw).unwrap_or_else(|| Value::String(var.raw.to_owned()));
     Ok(Some((target, value)))
 }
 
@@ -172,20 +177,15 @@ fn known(names: &[String]) -> String {
 }
 
 /// `BREAKERBOX_<SECTION>_<KEY>` → where it goes and the value it sets there.
-fn breakerbox(
-    var: &str,
-    raw: &str,
-    names: &Names,
-    file: &str,
-) -> Result<Option<(Target, Value)>, ConfigError> {
-    let Some(rest) = var.strip_prefix("BREAKERBOX_") else {
+fn breakerbox(var: Var<'_>, names: &Names) -> Result<Option<(Target, Value)>, ConfigError> {
+    let Some(rest) = var.name.strip_prefix("BREAKERBOX_") else {
         return Ok(None);
     };
     if let Some(rest) = rest.strip_prefix("UPSTREAMS_") {
-        return upstream(var, raw, rest, names, file).map(Some);
+        return upstream(var, rest, names).map(Some);
     }
     if let Some(rest) = rest.strip_prefix("ADMIN_TOKENS_") {
-        return token(var, raw, rest, names, file).map(Some);
+        return token(var, rest, names).map(Some);
     }
     // Every other section is a plain table of keys.
     for table in fields::<RawConfig>() {
@@ -196,11 +196,11 @@ fn breakerbox(
         if let Some(key) = rest.strip_prefix(&prefix) {
             let key = key.to_ascii_lowercase();
             let target = Target::Table(vec![(*table).to_owned(), key.clone()]);
-            return match typed(&target, raw) {
+            return match typed(&target, var.raw) {
                 Some(value) => Ok(Some((target, value))),
                 None => {
                     let why = format!("[{table}] has no key `{key}`");
-                    Err(env_error(file, var, format!("{table}.{key}"), raw, why))
+                    Err(var.error(format!("{table}.{key}"), why))
                 }
             };
         }
@@ -208,13 +208,7 @@ fn breakerbox(
     Ok(None)
 }
 
-fn upstream(
-    var: &str,
-    raw: &str,
-    rest: &str,
-    names: &Names,
-    file: &str,
-) -> Result<(Target, Value), ConfigError> {
+fn upstream(var: Var<'_>, rest: &str, names: &Names) -> Result<(Target, Value), ConfigError> {
     let mut matches = Vec::new();
     let mut named = None;
     for name in &names.upstreams {
@@ -235,7 +229,7 @@ fn upstream(
             let mut path = vec!["upstreams".to_owned(), name.clone()];
             path.extend(keys);
             let target = Target::Table(path);
-            if let Some(value) = typed(&target, raw) {
+            if let Some(value) = typed(&target, var.raw) {
                 matches.push((name, target, value));
                 break;
             }
@@ -248,18 +242,12 @@ fn upstream(
     }
     let lower = rest.to_ascii_lowercase();
     Err(match (matches.len(), named) {
-        (0, Some((name, key))) => env_error(
-            file,
-            var,
+        (0, Some((name, key))) => var.error(
             format!("upstreams.{name}.{key}"),
-            raw,
             format!("[upstreams.{name}] has no key `{key}`"),
         ),
-        (0, None) => env_error(
-            file,
-            var,
+        (0, None) => var.error(
             format!("upstreams.{lower}"),
-            raw,
             format!(
                 "names no upstream of the file ({}); an override can change an upstream but not create one",
                 known(&names.upstreams)
@@ -268,18 +256,12 @@ fn upstream(
         _ => {
             let which: Vec<&str> = matches.iter().map(|(n, _, _)| n.as_str()).collect();
             let why = format!("ambiguous: could mean upstream {}", which.join(" or "));
-            env_error(file, var, format!("upstreams.{lower}"), raw, why)
+            var.error(format!("upstreams.{lower}"), why)
         }
     })
 }
 
-fn token(
-    var: &str,
-    raw: &str,
-    rest: &str,
-    names: &Names,
-    file: &str,
-) -> Result<(Target, Value), ConfigError> {
+fn token(var: Var<'_>, rest: &str, names: &Names) -> Result<(Target, Value), ConfigError> {
     for (i, name) in names.tokens.iter().enumerate() {
         let Some(key) = rest
             .strip_prefix(token_env_name(name).as_str())
@@ -293,13 +275,12 @@ fn token(
             continue;
         }
         let target = Target::Token(i, key);
-        if let Some(value) = typed(&target, raw) {
+        if let Some(value) = typed(&target, var.raw) {
             return Ok((target, value));
         }
     }
-    Err(env_error(
-        file,
-        var,
+    // A token variable's value is a secret: never echo it.
+    Err(var.error_showing(
         "admin.tokens".to_owned(),
         REDACTED,
         format!(
