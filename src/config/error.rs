@@ -255,7 +255,6 @@ pub(crate) fn decode(tree: &Table) -> Result<RawConfig, Refusal> {
         let expected = match expected {
             "i64" => "an integer",
             "a boolean" => "true or false",
-            "a sequence" => "an array",
             e if e.starts_with("struct ") || e == "a map" => "a table",
             e => e,
         };

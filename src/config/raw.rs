@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use serde::de::{self, DeserializeOwned, Deserializer, Error as _, Visitor};
@@ -101,6 +102,7 @@ pub(crate) struct RawDegraded {
 #[serde(deny_unknown_fields)]
 pub(crate) struct BreakerKeys {
     pub(crate) failure_threshold: Option<i64>,
+    #[serde(default, deserialize_with = "percent")]
     pub(crate) failure_rate_threshold: Option<i64>,
     pub(crate) minimum_calls: Option<i64>,
     #[serde(default, with = "duration")]
@@ -110,11 +112,13 @@ pub(crate) struct BreakerKeys {
     pub(crate) open_duration: Option<Duration>,
     #[serde(default, with = "duration")]
     pub(crate) open_duration_max: Option<Duration>,
+    #[serde(default, deserialize_with = "percent")]
     pub(crate) jitter: Option<i64>,
     pub(crate) half_open_max_calls: Option<i64>,
     pub(crate) half_open_success_threshold: Option<i64>,
     #[serde(default, with = "duration")]
     pub(crate) slow_call_duration: Option<Duration>,
+    #[serde(default, deserialize_with = "percent")]
     pub(crate) slow_call_rate_threshold: Option<i64>,
     pub(crate) honor_retry_after: Option<bool>,
 }
@@ -125,7 +129,9 @@ pub(crate) struct BreakerKeys {
 pub(crate) struct CallKeys {
     #[serde(default, with = "duration")]
     pub(crate) call_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "statuses")]
     pub(crate) failure_statuses: Option<Vec<i64>>,
+    #[serde(default, deserialize_with = "percent")]
     pub(crate) retry_budget_percent: Option<i64>,
     pub(crate) retry_min_per_second: Option<i64>,
     #[serde(default, with = "duration")]
@@ -229,10 +235,49 @@ fn table<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<
 /// An array of tables, each read as a table only.
 fn tables<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
     let mut items = Vec::new();
-    for (i, table) in Vec::<Table>::deserialize(d)?.into_iter().enumerate() {
+    let what = Expect("an array of tables", PhantomData::<Vec<Table>>);
+    for (i, table) in d.deserialize_seq(what)?.into_iter().enumerate() {
         items.push(group(&format!("[{i}]"), table)?);
     }
     Ok(items)
+}
+
+/// Reads a `T`; a value of the wrong type is refused as not being `what` ("an integer
+/// percentage") rather than as not being an `i64`.
+struct Expect<T>(&'static str, PhantomData<T>);
+
+impl Visitor<'_> for Expect<i64> {
+    type Value = i64;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<i64, E> {
+        Ok(n)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Expect<Vec<T>> {
+    type Value = Vec<T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(items)
+    }
+}
+
+fn percent<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    d.deserialize_i64(Expect("an integer percentage", PhantomData::<i64>))
+        .map(Some)
+}
+
+fn statuses<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<i64>>, D::Error> {
+    let what = Expect("an array of HTTP status codes", PhantomData::<Vec<i64>>);
+    d.deserialize_seq(what).map(Some)
 }
 
 /// The keys of the struct `T`, as serde knows them: asks `T` to deserialize itself and notes the
