@@ -12,6 +12,12 @@
 //! upstream or `DATABASE`), `HEALTH_CHECK_INTERVAL_SECONDS` and `DETAILED_HEALTH_CACHE_SECONDS`
 //! are honoured.
 //!
+//! The way through: the text becomes a TOML tree (`syntax.rs`, which words syntax errors), the
+//! environment is applied to the tree (`env.rs`), serde reads the tree into the raw structs of
+//! `raw.rs`, where each key is declared once, and one `TryFrom` per domain type (`convert.rs`)
+//! checks values and rules between keys. `check-config` prints the same raw structs, filled from
+//! the result (`render.rs`).
+//!
 //! ```
 //! use breakerbox::config;
 //!
