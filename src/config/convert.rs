@@ -9,8 +9,8 @@ use crate::breaker::BreakerConfig;
 
 use super::error::{ErrorKind, Refusal};
 use super::raw::{
-    BreakerKeys, CallKeys, Layered, RawConfig, RawDegraded, RawHealth, RawServer, RawStore,
-    RawToken, RawUpstream,
+    BreakerKeys, CallKeys, Layered, RawConfig, RawHealth, RawServer, RawStore, RawToken,
+    RawUpstream,
 };
 use super::types::{
     AdminConfig, ChaosConfig, Config, DATABASE_BREAKER, Defaults, Fallback, HealthConfig, Role,
@@ -435,7 +435,7 @@ impl TryFrom<In<'_, (&RawUpstream, Duration)>> for Fallback {
     type Error = Refusal;
 
     /// `fallback`, with `cache_ttl` (already checked, inherited if absent) and the `degraded`
-    /// table only where they apply.
+    /// answer only where they apply.
     fn try_from(i: In<'_, (&RawUpstream, Duration)>) -> Result<Self, Refusal> {
         let (raw, ttl) = i.raw;
         let (key, kind) = key!(raw.own, fallback.as_deref());
@@ -462,36 +462,30 @@ impl TryFrom<In<'_, (&RawUpstream, Duration)>> for Fallback {
             ("cache", _) => Ok(Fallback::Cache { ttl }),
             ("queue", _) => Ok(Fallback::Queue),
             ("error", _) => Ok(Fallback::Error),
-            (_, Some(raw)) => Fallback::try_from(i.with(&degraded_at, raw)),
+            (_, Some(r)) => {
+                let i = i.with(&degraded_at, r);
+                let (key, content_type) = key!(r, content_type.clone());
+                let content_type = content_type.unwrap_or_else(|| "application/json".to_owned());
+                if content_type.is_empty()
+                    || !content_type
+                        .chars()
+                        .all(|c| c == ' ' || c.is_ascii_graphic())
+                {
+                    let why = "must be a non-empty header value of visible ASCII characters";
+                    return Err(i.refuse(key, why).value(format!("{content_type:?}")));
+                }
+                Ok(Fallback::Degraded {
+                    status: i.int(key!(r, status), 100, 599)?.unwrap_or(200),
+                    body: r.body.clone().unwrap_or_default(),
+                    content_type,
+                })
+            }
             (_, None) => {
                 let why =
                     format!("needs a [{degraded_at}] table with the `status` and `body` to answer");
                 Err(Refusal::new(i.key(key), ErrorKind::Missing, why).value(shown))
             }
         }
-    }
-}
-
-impl TryFrom<In<'_, &RawDegraded>> for Fallback {
-    type Error = Refusal;
-
-    fn try_from(i: In<'_, &RawDegraded>) -> Result<Self, Refusal> {
-        let r = i.raw;
-        let (key, content_type) = key!(r, content_type.clone());
-        let content_type = content_type.unwrap_or_else(|| "application/json".to_owned());
-        if content_type.is_empty()
-            || !content_type
-                .chars()
-                .all(|c| c == ' ' || c.is_ascii_graphic())
-        {
-            let why = "must be a non-empty header value of visible ASCII characters";
-            return Err(i.refuse(key, why).value(format!("{content_type:?}")));
-        }
-        Ok(Fallback::Degraded {
-            status: i.int(key!(r, status), 100, 599)?.unwrap_or(200),
-            body: r.body.clone().unwrap_or_default(),
-            content_type,
-        })
     }
 }
 
