@@ -4,19 +4,20 @@
 //! `BREAKERBOX_<PATH>` sets the key at PATH: segments joined by `_`, upper case, `-` in names
 //! written `_` (`BREAKERBOX_UPSTREAMS_UPTIME_KUMA_FAILURE_THRESHOLD`). Names are resolved against
 //! the upstreams (and `[[admin.tokens]]` names) present in the file, so an override can change an
-//! upstream but not create one. The seeds' variables are honoured too; `BREAKERBOX_…` wins over
-//! them. Variables outside the configuration's sections (`BREAKERBOX_CONFIG`, `BREAKERBOX_LOG`,
-//! any variable named by a `token_env`) are left alone.
+//! upstream but not create one. Whether a key exists, and the TOML type a variable's text becomes,
+//! are asked of the raw structs themselves (see [`typed`]), so no list of keys is kept here. The
+//! seeds' variables are honoured too; `BREAKERBOX_…` wins over them. Variables outside the
+//! configuration's sections (`BREAKERBOX_CONFIG`, `BREAKERBOX_LOG`, any variable named by a
+//! `token_env`) are left alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use toml::{Table, Value};
 
-use super::error::{ConfigError, ErrorKind, Key};
-use super::reader::Origins;
+use super::convert::env_name;
+use super::error::{ConfigError, ErrorKind, Key, Origins, decode};
+use super::raw::{RawConfig, fields};
 use super::render::REDACTED;
-use super::schema::{Kind, Section};
-use super::upstream::env_name;
 
 /// Where an override goes.
 #[derive(Debug)]
@@ -24,7 +25,7 @@ enum Target {
     /// A key of a table, by path from the root.
     Table(Vec<String>),
     /// A key of the `i`-th `[[admin.tokens]]`.
-    Token(usize, &'static str),
+    Token(usize, String),
 }
 
 impl Target {
@@ -71,71 +72,69 @@ pub(crate) fn apply(
     env: &BTreeMap<String, String>,
 ) -> Result<Origins, ConfigError> {
     let names = Names::of(root);
-    let mut origins = Origins::new();
     let mut overrides = Vec::new();
-    for (var, raw) in env {
-        if let Some(found) = seed(var, raw, &names, file)? {
-            overrides.push((var, found));
+    let vars = || env.iter().map(|(name, raw)| Var { name, raw, file });
+    for var in vars() {
+        if let Some(target) = seed(var, &names)? {
+            overrides.push((var.name, target));
         }
     }
-    for (var, raw) in env {
-        if names.reserved.contains(var) {
-            continue;
-        }
-        if let Some((target, kind)) = breakerbox(var, raw, &names, file)? {
-            overrides.push((var, (target, convert(raw, kind))));
+    for var in vars() {
+        if !names.reserved.contains(var.name)
+            && let Some(target) = breakerbox(var, &names)?
+        {
+            overrides.push((var.name, target));
         }
     }
+    let mut origins = Origins::new();
     for (var, (target, value)) in overrides {
         if set(root, &target, value, &origins) {
-            origins.insert(target.path(), var.clone());
+            origins.insert(target.path(), var.to_owned());
         }
     }
     Ok(origins)
 }
 
-fn env_error(file: &str, var: &str, path: String, value: &str, reason: String) -> ConfigError {
-    let key = Key::Env {
-        var: var.to_owned(),
-        path,
-    };
-    // A token variable's value is a secret: never echo it.
-    let shown = if value == REDACTED {
-        value.to_owned()
-    } else {
-        format!("{value:?}")
-    };
-    ConfigError::new(file, key, shown, ErrorKind::UnknownKey, reason)
+/// One variable being resolved, and the file it applies to.
+#[derive(Debug, Clone, Copy)]
+struct Var<'a> {
+    name: &'a str,
+    raw: &'a str,
+    file: &'a str,
+}
+
+impl Var<'_> {
+    /// The variable names no key; `path` is the key it would have set.
+    fn error(&self, path: String, reason: String) -> ConfigError {
+        self.error_showing(path, &format!("{:?}", self.raw), reason)
+    }
+
+    fn error_showing(&self, path: String, shown: &str, reason: String) -> ConfigError {
+        let key = Key::Env {
+            var: self.name.to_owned(),
+            path,
+        };
+        ConfigError::new(self.file, key, shown, ErrorKind::UnknownKey, reason)
+    }
 }
 
 /// The seeds' variables: `CIRCUIT_BREAKER_<NAME>_THRESHOLD`, `…_TIMEOUT_SECONDS`,
-/// `HEALTH_CHECK_INTERVAL_SECONDS`, `DETAILED_HEALTH_CACHE_SECONDS`.
-fn seed(
-    var: &str,
-    raw: &str,
-    names: &Names,
-    file: &str,
-) -> Result<Option<(Target, Value)>, ConfigError> {
-    let seconds = |path: Vec<String>| -> Result<Option<(Target, Value)>, ConfigError> {
-        match raw.trim().parse::<u64>() {
-            Ok(n) => Ok(Some((Target::Table(path), Value::String(format!("{n}s"))))),
-            Err(_) => Err(env_error(
-                file,
-                var,
-                path.join("."),
-                raw,
-                "expected a whole number of seconds, such as 30".to_owned(),
-            )
-            .with_kind(ErrorKind::Invalid)),
+/// `HEALTH_CHECK_INTERVAL_SECONDS`, `DETAILED_HEALTH_CACHE_SECONDS`, each fixed to its key.
+fn seed(var: Var<'_>, names: &Names) -> Result<Option<(Target, Value)>, ConfigError> {
+    let seconds = |path: Vec<String>| match var.raw.trim().parse::<u64>() {
+        Ok(n) => Ok(Some((Target::Table(path), Value::String(format!("{n}s"))))),
+        Err(_) => {
+            let why = "expected a whole number of seconds, such as 30".to_owned();
+            Err(var.error(path.join("."), why).with_kind(ErrorKind::Invalid))
         }
     };
     let owned = |parts: &[&str]| parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
-    match var {
+    match var.name {
         "HEALTH_CHECK_INTERVAL_SECONDS" => return seconds(owned(&["health", "check_interval"])),
         "DETAILED_HEALTH_CACHE_SECONDS" => return seconds(owned(&["health", "detailed_cache"])),
         _ => {}
     }
-    let Some(rest) = var.strip_prefix("CIRCUIT_BREAKER_") else {
+    let Some(rest) = var.name.strip_prefix("CIRCUIT_BREAKER_") else {
         return Ok(None);
     };
     let (name, key) = if let Some(name) = rest.strip_suffix("_THRESHOLD") {
@@ -145,32 +144,28 @@ fn seed(
     } else {
         return Ok(None);
     };
-    let table = if name == "DATABASE" {
-        vec!["store".to_owned()]
+    let mut path = if name == "DATABASE" {
+        owned(&["store"])
     } else {
         match names.upstreams.iter().find(|u| env_name(u) == name) {
             Some(upstream) => vec!["upstreams".to_owned(), upstream.clone()],
             None => {
-                return Err(env_error(
-                    file,
-                    var,
-                    format!("upstreams.{}.{key}", name.to_ascii_lowercase()),
-                    raw,
-                    format!(
-                        "`{name}` is neither DATABASE nor an upstream of the file ({})",
-                        known(&names.upstreams)
-                    ),
-                ));
+                let why = format!(
+                    "`{name}` is neither DATABASE nor an upstream of the file ({})",
+                    known(&names.upstreams)
+                );
+                let path = format!("upstreams.{}.{key}", name.to_ascii_lowercase());
+                return Err(var.error(path, why));
             }
         }
     };
-    let mut path = table;
     path.push(key.to_owned());
     if key == "open_duration" {
-        seconds(path)
-    } else {
-        Ok(Some((Target::Table(path), convert(raw, Kind::Int))))
+        return seconds(path);
     }
+    let target = Target::Table(path);
+    let value = typed(&target, var.raw).unwrap_or_else(|| Value::String(var.raw.to_owned()));
+    Ok(Some((target, value)))
 }
 
 fn known(names: &[String]) -> String {
@@ -181,60 +176,39 @@ fn known(names: &[String]) -> String {
     }
 }
 
-/// `BREAKERBOX_<SECTION>_<KEY>` → where it goes and what type it holds.
-fn breakerbox(
-    var: &str,
-    raw: &str,
-    names: &Names,
-    file: &str,
-) -> Result<Option<(Target, Kind)>, ConfigError> {
-    let Some(rest) = var.strip_prefix("BREAKERBOX_") else {
+/// `BREAKERBOX_<SECTION>_<KEY>` → where it goes and the value it sets there.
+fn breakerbox(var: Var<'_>, names: &Names) -> Result<Option<(Target, Value)>, ConfigError> {
+    let Some(rest) = var.name.strip_prefix("BREAKERBOX_") else {
         return Ok(None);
     };
-    let sections = [
-        ("SERVER_", Section::Server, "server"),
-        ("STORE_", Section::Store, "store"),
-        ("DEFAULTS_", Section::Defaults, "defaults"),
-        ("CHAOS_", Section::Chaos, "chaos"),
-        ("HEALTH_", Section::Health, "health"),
-    ];
-    for (prefix, section, table) in sections {
-        if let Some(key) = rest.strip_prefix(prefix) {
-            let key = key.to_ascii_lowercase();
-            return match scalar(section, &key) {
-                Some(kind) => Ok(Some((Target::Table(vec![table.into(), key]), kind))),
-                None => Err(env_error(
-                    file,
-                    var,
-                    format!("{table}.{key}"),
-                    raw,
-                    format!("[{table}] has no key `{key}`"),
-                )),
-            };
-        }
-    }
     if let Some(rest) = rest.strip_prefix("UPSTREAMS_") {
-        return upstream(var, raw, rest, names, file).map(Some);
+        return upstream(var, rest, names).map(Some);
     }
     if let Some(rest) = rest.strip_prefix("ADMIN_TOKENS_") {
-        return token(var, rest, names, file).map(Some);
+        return token(var, rest, names).map(Some);
+    }
+    // Every other section is a plain table of keys.
+    for table in fields::<RawConfig>() {
+        if matches!(*table, "upstreams" | "admin") {
+            continue;
+        }
+        let prefix = format!("{}_", table.to_ascii_uppercase());
+        if let Some(key) = rest.strip_prefix(&prefix) {
+            let key = key.to_ascii_lowercase();
+            let target = Target::Table(vec![(*table).to_owned(), key.clone()]);
+            return match typed(&target, var.raw) {
+                Some(value) => Ok(Some((target, value))),
+                None => {
+                    let why = format!("[{table}] has no key `{key}`");
+                    Err(var.error(format!("{table}.{key}"), why))
+                }
+            };
+        }
     }
     Ok(None)
 }
 
-fn scalar(section: Section, key: &str) -> Option<Kind> {
-    section
-        .kind_of(key)
-        .filter(|kind| !matches!(kind, Kind::Table | Kind::TableArray))
-}
-
-fn upstream(
-    var: &str,
-    raw: &str,
-    rest: &str,
-    names: &Names,
-    file: &str,
-) -> Result<(Target, Kind), ConfigError> {
+fn upstream(var: Var<'_>, rest: &str, names: &Names) -> Result<(Target, Value), ConfigError> {
     let mut matches = Vec::new();
     let mut named = None;
     for name in &names.upstreams {
@@ -246,56 +220,48 @@ fn upstream(
         };
         let key = key.to_ascii_lowercase();
         named = Some((name, key.clone()));
-        let sub = key.strip_prefix("degraded_").map(str::to_owned);
-        if let Some(sub) = sub
-            && let Some(kind) = scalar(Section::Degraded, &sub)
-        {
-            let path = ["upstreams", name, "degraded", &sub].map(str::to_owned);
-            matches.push((name, Target::Table(path.to_vec()), kind));
-        } else if let Some(kind) = scalar(Section::Upstream, &key) {
-            let path = ["upstreams", name, &key].map(str::to_owned);
-            matches.push((name, Target::Table(path.to_vec()), kind));
+        // The key itself, or a key of a table inside the upstream (`DEGRADED_STATUS`).
+        let flat = std::iter::once(vec![key.clone()]);
+        let nested = key
+            .match_indices('_')
+            .map(|(at, _)| vec![key[..at].to_owned(), key[at + 1..].to_owned()]);
+        for keys in flat.chain(nested) {
+            let mut path = vec!["upstreams".to_owned(), name.clone()];
+            path.extend(keys);
+            let target = Target::Table(path);
+            if let Some(value) = typed(&target, var.raw) {
+                matches.push((name, target, value));
+                break;
+            }
         }
     }
     if matches.len() == 1
-        && let Some((_, target, kind)) = matches.pop()
+        && let Some((_, target, value)) = matches.pop()
     {
-        return Ok((target, kind));
+        return Ok((target, value));
     }
-    match matches.len() {
-        0 => Err(match named {
-            Some((name, key)) => env_error(
-                file,
-                var,
-                format!("upstreams.{name}.{key}"),
-                raw,
-                format!("[upstreams.{name}] has no key `{key}`"),
+    let lower = rest.to_ascii_lowercase();
+    Err(match (matches.len(), named) {
+        (0, Some((name, key))) => var.error(
+            format!("upstreams.{name}.{key}"),
+            format!("[upstreams.{name}] has no key `{key}`"),
+        ),
+        (0, None) => var.error(
+            format!("upstreams.{lower}"),
+            format!(
+                "names no upstream of the file ({}); an override can change an upstream but not create one",
+                known(&names.upstreams)
             ),
-            None => env_error(
-                file,
-                var,
-                format!("upstreams.{}", rest.to_ascii_lowercase()),
-                raw,
-                format!(
-                    "names no upstream of the file ({}); an override can change an upstream but not create one",
-                    known(&names.upstreams)
-                ),
-            ),
-        }),
+        ),
         _ => {
             let which: Vec<&str> = matches.iter().map(|(n, _, _)| n.as_str()).collect();
-            Err(env_error(
-                file,
-                var,
-                format!("upstreams.{}", rest.to_ascii_lowercase()),
-                raw,
-                format!("ambiguous: could mean upstream {}", which.join(" or ")),
-            ))
+            let why = format!("ambiguous: could mean upstream {}", which.join(" or "));
+            var.error(format!("upstreams.{lower}"), why)
         }
-    }
+    })
 }
 
-fn token(var: &str, rest: &str, names: &Names, file: &str) -> Result<(Target, Kind), ConfigError> {
+fn token(var: Var<'_>, rest: &str, names: &Names) -> Result<(Target, Value), ConfigError> {
     for (i, name) in names.tokens.iter().enumerate() {
         let Some(key) = rest
             .strip_prefix(token_env_name(name).as_str())
@@ -303,17 +269,18 @@ fn token(var: &str, rest: &str, names: &Names, file: &str) -> Result<(Target, Ki
         else {
             continue;
         };
-        let key = match key {
-            "TOKEN" => "token",
-            "TOKEN_ENV" => "token_env",
-            "ROLE" => "role",
-            _ => continue,
-        };
-        return Ok((Target::Token(i, key), Kind::Str));
+        // A token's name is what variables find it by; it is not overridden.
+        let key = key.to_ascii_lowercase();
+        if key == "name" {
+            continue;
+        }
+        let target = Target::Token(i, key);
+        if let Some(value) = typed(&target, var.raw) {
+            return Ok((target, value));
+        }
     }
-    Err(env_error(
-        file,
-        var,
+    // A token variable's value is a secret: never echo it.
+    Err(var.error_showing(
         "admin.tokens".to_owned(),
         REDACTED,
         format!(
@@ -335,40 +302,59 @@ fn token_env_name(name: &str) -> String {
         .collect()
 }
 
-/// An environment string as the TOML value of a key of `kind`; a string the kind cannot take is
-/// kept as a string so the reader refuses it with the usual "expected …, found a string".
-fn convert(raw: &str, kind: Kind) -> Value {
+/// An environment string as the TOML value the key at `target` takes, asked of the raw structs:
+/// the first reading (integer, boolean, list of integers) that the key accepts, else the text as
+/// it is, which the loader then refuses with the usual "expected …, found a string". `None`: no
+/// such key.
+fn typed(target: &Target, raw: &str) -> Option<Value> {
     let text = raw.trim();
-    let parsed = match kind {
-        Kind::Int => text.parse::<i64>().ok().map(Value::Integer),
-        Kind::Bool => match text.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Some(Value::Boolean(true)),
-            "false" | "0" | "no" | "off" => Some(Value::Boolean(false)),
-            _ => None,
-        },
-        Kind::IntList => {
-            let inner = text
-                .strip_prefix('[')
-                .and_then(|t| t.strip_suffix(']'))
-                .unwrap_or(text);
-            if inner.trim().is_empty() {
-                Some(Value::Array(Vec::new()))
-            } else {
-                inner
-                    .split(',')
-                    .map(|n| n.trim().parse::<i64>().ok().map(Value::Integer))
-                    .collect::<Option<Vec<_>>>()
-                    .map(Value::Array)
+    let boolean = match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    };
+    let inner = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    let list = if inner.trim().is_empty() {
+        Some(Vec::new())
+    } else {
+        inner
+            .split(',')
+            .map(|n| n.trim().parse::<i64>().ok().map(Value::Integer))
+            .collect()
+    };
+    let readings = [
+        text.parse::<i64>().ok().map(Value::Integer),
+        boolean.map(Value::Boolean),
+        list.map(Value::Array),
+        Some(Value::String(raw.to_owned())),
+    ];
+    for value in readings.into_iter().flatten() {
+        let mut tree = Table::new();
+        match target {
+            Target::Table(_) => {
+                set(&mut tree, target, value.clone(), &Origins::new());
+            }
+            Target::Token(_, key) => {
+                let token = Table::from_iter([(key.clone(), value.clone())]);
+                let tokens = Value::Array(vec![Value::Table(token)]);
+                let admin = Table::from_iter([("tokens".to_owned(), tokens)]);
+                tree.insert("admin".to_owned(), Value::Table(admin));
             }
         }
-        Kind::Duration => Some(Value::String(text.to_owned())),
-        Kind::Str | Kind::Table | Kind::TableArray => None,
-    };
-    parsed.unwrap_or_else(|| Value::String(raw.to_owned()))
+        match decode(&tree) {
+            Ok(_) => return Some(value),
+            Err(refusal) if refusal.kind() == ErrorKind::UnknownKey => return None,
+            Err(_) => {}
+        }
+    }
+    Some(Value::String(raw.to_owned()))
 }
 
 /// Puts `value` at `target`; false when the file holds something else than a table on the way
-/// (the reader then reports the file's mistake).
+/// (the loader then reports the file's mistake).
 fn set(root: &mut Table, target: &Target, value: Value, origins: &Origins) -> bool {
     match target {
         Target::Table(path) => {
@@ -396,8 +382,9 @@ fn set(root: &mut Table, target: &Target, value: Value, origins: &Origins) -> bo
             else {
                 return false;
             };
-            // An override of the secret replaces the file's other way of giving it.
-            let other = match *key {
+            // The secret is given one way or the other: an override of one replaces the file's
+            // other way of giving it.
+            let other = match key.as_str() {
                 "token" => Some("token_env"),
                 "token_env" => Some("token"),
                 _ => None,
@@ -407,7 +394,7 @@ fn set(root: &mut Table, target: &Target, value: Value, origins: &Origins) -> bo
             {
                 token.remove(other);
             }
-            token.insert((*key).to_owned(), value);
+            token.insert(key.clone(), value);
             true
         }
     }

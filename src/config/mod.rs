@@ -12,6 +12,12 @@
 //! upstream or `DATABASE`), `HEALTH_CHECK_INTERVAL_SECONDS` and `DETAILED_HEALTH_CACHE_SECONDS`
 //! are honoured.
 //!
+//! The way through: the text becomes a TOML tree (`syntax.rs`, which words syntax errors), the
+//! environment is applied to the tree (`env.rs`), serde reads the tree into the raw structs of
+//! `raw.rs`, where each key is declared once, and one `TryFrom` per domain type (`convert.rs`)
+//! checks values and rules between keys. `check-config` prints the same raw structs, filled from
+//! the result (`render.rs`).
+//!
 //! ```
 //! use breakerbox::config;
 //!
@@ -33,15 +39,13 @@
 //! # Ok::<(), config::ConfigError>(())
 //! ```
 
-mod build;
+mod convert;
 mod env;
 mod error;
-mod reader;
+mod raw;
 mod render;
-mod schema;
 mod syntax;
 mod types;
-mod upstream;
 mod url;
 
 #[cfg(test)]
@@ -93,12 +97,19 @@ where
         .into_iter()
         .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
         .collect();
-    let mut root = syntax::parse(text, file)?;
-    let origins = env::apply(&mut root, file, &env)?;
-    let ctx = reader::Ctx {
-        file,
-        origins: &origins,
-        env: &env,
-    };
-    build::config(&ctx, root)
+    let mut tree = syntax::parse(text, file)?;
+    let origins = env::apply(&mut tree, file, &env)?;
+    let builtin = convert::Inherited::default();
+    error::decode(&tree)
+        .and_then(|raw| {
+            let at = "";
+            let up = &builtin;
+            Config::try_from(convert::In {
+                at,
+                raw,
+                up,
+                env: &env,
+            })
+        })
+        .map_err(|refusal| refusal.into_error(file, &tree, &origins))
 }

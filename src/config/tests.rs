@@ -694,3 +694,50 @@ fn a_missing_file_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn an_array_is_never_read_as_a_table() {
+    // serde fills a struct from an array by position; a table must be written as a table.
+    for (text, path) in [
+        ("chaos = [true]", "chaos"),
+        ("server = [\"127.0.0.1:1\"]", "server"),
+        (
+            "[store]\nurl = \"sqlite::memory:\"\n[upstreams.plex]\nurl = \"http://a\"\nfallback = \"degraded\"\ndegraded = [200]",
+            "upstreams.plex.degraded",
+        ),
+    ] {
+        let err = refused(text, &[]);
+        assert_eq!(err.key().path(), Some(path), "{err}");
+        assert!(
+            err.reason().starts_with("expected a table, found an array"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn misspelt_keys_are_matched_against_every_key_of_their_table() {
+    let err = refused("[store]\nfailure_treshold = 2", &[]);
+    check(
+        &err,
+        "store.failure_treshold",
+        "2",
+        "unknown key `failure_treshold` in [store]; did you mean `failure_threshold`?",
+    );
+    let text = "[upstreams.plex]\nurl = \"http://a\"\nfallback = \"degraded\"\n\
+                [upstreams.plex.degraded]\nstatsu = 200";
+    let err = refused(text, &[]);
+    check(
+        &err,
+        "upstreams.plex.degraded.statsu",
+        "200",
+        "did you mean `status`?",
+    );
+    let err = refused("[defaults]\nfailure_statuses = [500, \"502\"]", &[]);
+    check(
+        &err,
+        "defaults.failure_statuses[1]",
+        "\"502\"",
+        "expected an integer, found a string",
+    );
+}

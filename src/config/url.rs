@@ -1,7 +1,8 @@
 //! Validated addresses: an upstream's `http(s)://` base URL and the store's database URL.
 
 use std::fmt;
-use std::net::Ipv6Addr;
+
+use url::{ParseError, Url};
 
 /// The base URL of an upstream: `http` or `https`, a host, an optional port and base path; no
 /// query, fragment or credentials. A trailing `/` is dropped so paths can be appended.
@@ -15,15 +16,26 @@ pub struct UpstreamUrl {
 }
 
 impl UpstreamUrl {
-    /// Parses and checks `text`; the error says what is wrong with it.
+    /// Parses and checks `text` with the `url` crate; the error says what is wrong with it.
     pub fn parse(text: &str) -> Result<UpstreamUrl, String> {
+        // The parser quietly drops such characters; a URL holding them is a typo.
         if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err("must not contain spaces or control characters".into());
         }
-        let Some((scheme, rest)) = text.split_once("://") else {
-            return Err("not a URL: expected http://host[:port][/path]".into());
-        };
-        let https = match scheme.to_ascii_lowercase().as_str() {
+        let not_a_url = || "not a URL: expected http://host[:port][/path]".to_owned();
+        let (_, rest) = text.split_once("://").ok_or_else(not_a_url)?;
+        let parsed = Url::parse(text).map_err(|e| match e {
+            ParseError::EmptyHost => "has no host".to_owned(),
+            ParseError::InvalidPort => {
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+                let port = authority.rsplit_once(':').map_or("", |(_, p)| p);
+                format!("port `{port}` is not a number from 1 to 65535")
+            }
+            ParseError::InvalidIpv6Address => "holds an invalid IPv6 address".to_owned(),
+            ParseError::RelativeUrlWithoutBase => not_a_url(),
+            other => format!("not a valid URL ({other})"),
+        })?;
+        let https = match parsed.scheme() {
             "http" => false,
             "https" => true,
             other => {
@@ -32,30 +44,41 @@ impl UpstreamUrl {
                 ));
             }
         };
-        if rest.contains('?') {
+        if parsed.query().is_some() {
             return Err("must not have a query (the caller's query is forwarded)".into());
         }
-        if rest.contains('#') {
+        if parsed.fragment().is_some() {
             return Err("must not have a fragment".into());
         }
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        if authority.contains('@') {
+        if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err("must not carry credentials (user@host)".into());
         }
-        let (host, port) = split_host_port(authority)?;
-        let port = match port {
+        let host = parsed.host_str().unwrap_or_default();
+        if host.is_empty() {
+            return Err("has no host".into());
+        }
+        // The URL standard lets through characters no host name holds (`$`, `!`, ...).
+        if !host.starts_with('[')
+            && !host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        {
+            return Err(format!("`{host}` is not a valid host name"));
+        }
+        let port = match parsed.port_or_known_default() {
+            Some(0) => return Err("port `0` is not a number from 1 to 65535".into()),
             Some(port) => port,
             None if https => 443,
             None => 80,
         };
-        let path = path.trim_end_matches('/');
-        let base = format!("{}://{}", scheme.to_ascii_lowercase(), authority);
+        let url = parsed.as_str().trim_end_matches('/').to_owned();
+        let path_start = url.len() - parsed.path().trim_end_matches('/').len();
         Ok(UpstreamUrl {
-            path_start: base.len(),
-            url: format!("{base}{path}"),
+            url,
             https,
             host: host.to_owned(),
             port,
+            path_start,
         })
     }
 
@@ -83,51 +106,6 @@ impl UpstreamUrl {
     pub fn path(&self) -> &str {
         &self.url[self.path_start..]
     }
-}
-
-fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), String> {
-    if authority.is_empty() {
-        return Err("has no host".into());
-    }
-    let (host, port) = if authority.starts_with('[') {
-        let end = authority
-            .find(']')
-            .ok_or("IPv6 address lacks its closing `]`")?;
-        let (host, rest) = authority.split_at(end + 1);
-        if host[1..end].parse::<Ipv6Addr>().is_err() {
-            return Err(format!("`{host}` is not an IPv6 address"));
-        }
-        match rest {
-            "" => (host, None),
-            _ => match rest.strip_prefix(':') {
-                Some(port) => (host, Some(port)),
-                None => return Err("unexpected text after the IPv6 address".into()),
-            },
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("has no host".into());
-    }
-    if !host.starts_with('[')
-        && !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-    {
-        return Err(format!("`{host}` is not a valid host name"));
-    }
-    let port = match port {
-        None => None,
-        Some(p) => match p.parse::<u16>() {
-            Ok(port) if port > 0 => Some(port),
-            _ => return Err(format!("port `{p}` is not a number from 1 to 65535")),
-        },
-    };
-    Ok((host, port))
 }
 
 impl fmt::Display for UpstreamUrl {
@@ -165,25 +143,20 @@ impl StoreUrl {
         if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err("must not contain spaces or control characters".into());
         }
-        let lower = text.to_ascii_lowercase();
-        let kind = if let Some(rest) = lower.strip_prefix("sqlite:") {
-            if rest.trim_start_matches('/').is_empty() {
-                return Err("names no database file (e.g. sqlite://breakerbox.db)".into());
-            }
-            StoreKind::Sqlite
-        } else if let Some(rest) = lower
-            .strip_prefix("postgres://")
-            .or_else(|| lower.strip_prefix("postgresql://"))
-        {
-            if rest.is_empty() {
+        let unsupported = "unsupported database; use sqlite://FILE or postgres://user@host/db";
+        let parsed = Url::parse(text).map_err(|_| unsupported.to_owned())?;
+        let names_something = parsed.host_str().is_some_and(|h| !h.is_empty())
+            || !parsed.path().trim_start_matches('/').is_empty();
+        let kind = match parsed.scheme() {
+            "sqlite" if names_something => StoreKind::Sqlite,
+            "sqlite" => return Err("names no database file (e.g. sqlite://breakerbox.db)".into()),
+            "postgres" | "postgresql" if names_something => StoreKind::Postgres,
+            "postgres" | "postgresql" => {
                 return Err("names no server (e.g. postgres://user@localhost/breakerbox)".into());
             }
-            StoreKind::Postgres
-        } else {
-            return Err(
-                "unsupported database; use sqlite://FILE or postgres://user@host/db".into(),
-            );
+            _ => return Err(unsupported.into()),
         };
+        // Kept as given: it is what the database driver reads.
         Ok(StoreUrl {
             url: text.to_owned(),
             kind,
@@ -262,6 +235,7 @@ mod tests {
             ("http://u:p@host", "credentials"),
             ("http://ho st", "spaces"),
             ("http://[::g]:1", "IPv6"),
+            ("http:/host", "not a URL"),
             ("http://exa$mple", "host name"),
         ] {
             let err = UpstreamUrl::parse(bad).expect_err(bad);
