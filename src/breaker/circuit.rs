@@ -209,6 +209,19 @@ impl Breaker {
         }
     }
 
+    /// Time left until an open breaker turns half-open: what its rejections give as
+    /// `Retry-After`. `None` unless open; zero once the deadline has passed and before the next
+    /// call or [`tick`](Self::tick) applies it.
+    pub fn until_half_open(&self) -> Option<Duration> {
+        self.until_half_open_at(self.state(), self.now())
+    }
+
+    /// [`until_half_open`](Self::until_half_open) for a breaker read as `state` at `now`.
+    fn until_half_open_at(&self, state: State, now: Nanos) -> Option<Duration> {
+        (state == State::Open)
+            .then(|| Nanos(self.open_until.load(Acquire)).saturating_duration_since(now))
+    }
+
     /// Applies the transition that is due by now, if any; returns whether one happened.
     pub fn tick(&self) -> bool {
         let word = self.word.load(Acquire);
@@ -236,10 +249,8 @@ impl Breaker {
                     let now = self.now();
                     let until = self.open_until.load(Acquire);
                     if now.0 < until {
-                        return Err(self.reject(
-                            State::Open,
-                            Some(Nanos(until).saturating_duration_since(now)),
-                        ));
+                        let left = self.until_half_open_at(State::Open, now);
+                        return Err(self.reject(State::Open, left));
                     }
                     self.transition(
                         word,
@@ -632,7 +643,7 @@ impl Breaker {
                 .map(|at| self.clock.wall_at(at)),
             state_changed_at: self.clock.wall_at(cold_changed_at),
             open_until: open_until.map(|at| self.clock.wall_at(at)),
-            retry_after: open_until.map(|at| at.saturating_duration_since(now)),
+            retry_after: self.until_half_open_at(state, now),
             half_open_probes: if state == State::HalfOpen && tag_matches(probes, generation) {
                 probes as u32
             } else {

@@ -100,7 +100,7 @@ impl Pipeline {
                 let response = json_error(StatusCode::SERVICE_UNAVAILABLE, "queue_full", &message);
                 Some(with_retry_after(
                     response,
-                    retry_after_secs(upstream.open_for()),
+                    retry_after_secs(upstream.breaker().until_half_open()),
                 ))
             }
             Err(QueueError::ShuttingDown) => None,
@@ -138,7 +138,7 @@ fn last_resort(upstream: &Upstream, cause: Cause, outcome: &mut ProxyOutcome) ->
         }
         Cause::Failed(error) => {
             served_by(outcome, FallbackKind::Error);
-            let secs = retry_after_secs(upstream.open_for());
+            let secs = retry_after_secs(upstream.breaker().until_half_open());
             if error.kind == FailureKind::Timeout {
                 let message = format!(
                     "upstream `{name}` did not answer within {}",
