@@ -12,7 +12,8 @@ use crate::upstream::UpstreamResponse;
 
 use super::headers::strip_hop_by_hop;
 
-/// A JSON error exactly `{"error": code, "message": text}`.
+/// A JSON error exactly `{"error": code, "message": text}`: the one error body of the HTTP
+/// surface, for the api's errors and the pipeline's alike.
 pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     /// Serialised straight from the fields (no intermediate `Value` map); field order as above.
     #[derive(serde::Serialize)]
