@@ -10,6 +10,8 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::{Config, Fallback, UpstreamConfig};
+use crate::fallback::degraded::FALLBACK_HEADER;
+use crate::outcome::FallbackKind;
 
 use super::server::DEMO_HEADER;
 
@@ -226,7 +228,7 @@ impl Answer {
 /// What kind of answer the gateway gave.
 pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> Answer {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let fallback = header("x-breakerbox-fallback");
+    let fallback = header(FALLBACK_HEADER).and_then(FallbackKind::from_label);
     let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let field = |key: &str| {
         json.as_ref()
@@ -235,16 +237,16 @@ pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> Answer 
             .map(str::to_owned)
     };
     match fallback {
-        Some("cache") => {
+        Some(FallbackKind::Cache) => {
             let age = header("age").unwrap_or("?");
             let text = format!("answered from cache (X-Breakerbox-Fallback: cache, Age {age})");
             return Answer::new(Kind::Cache, text);
         }
-        Some("degraded") => {
+        Some(FallbackKind::Degraded) => {
             let text = format!("degraded answer (X-Breakerbox-Fallback: degraded, {status})");
             return Answer::new(Kind::Degraded(status), text);
         }
-        Some("queue") => {
+        Some(FallbackKind::Queue) => {
             let text = format!("queued for replay ({status}, X-Breakerbox-Fallback: queue)");
             return Answer::new(Kind::Queued, text);
         }

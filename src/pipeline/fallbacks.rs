@@ -87,7 +87,7 @@ impl Pipeline {
                     "durability": durability,
                 });
                 let mut response = answer::json(StatusCode::ACCEPTED, body.to_string());
-                answer::mark_fallback(&mut response, "queue");
+                answer::mark_fallback(&mut response, FallbackKind::Queue);
                 Some(response)
             }
             Err(QueueError::Full { .. }) => {

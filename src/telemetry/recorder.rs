@@ -8,7 +8,7 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, Promet
 
 use super::names::{
     BUILD_INFO, CALL_DURATION, CONFIG_RELOADS, DESCRIPTIONS, DURATION_BUCKETS, Kind,
-    RELOAD_RESULTS, STORE_DEGRADED,
+    RELOAD_FAILURE, RELOAD_RESULTS, RELOAD_SUCCESS, STORE_DEGRADED,
 };
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -55,7 +55,11 @@ fn describe() {
 
 /// Counts one configuration reload.
 pub(super) fn config_reloaded(success: bool) {
-    let result = if success { "success" } else { "failure" };
+    let result = if success {
+        RELOAD_SUCCESS
+    } else {
+        RELOAD_FAILURE
+    };
     metrics::counter!(CONFIG_RELOADS, "result" => result).increment(1);
 }
 
