@@ -129,8 +129,6 @@ pub struct ProxyOutcome {
     pub fallback: Option<FallbackKind>,
     /// Every physical attempt (empty when rejected or refused).
     pub attempts: Vec<Attempt>,
-    /// The last attempt's outcome as the breaker saw it.
-    pub outcome: Option<Outcome>,
     /// Why a failed attempt was not retried.
     pub retry_stop: Option<RetryStop>,
     /// The error code given to the client, if the answer is one of ours.
@@ -146,11 +144,15 @@ impl ProxyOutcome {
             decision: None,
             fallback: None,
             attempts: Vec::new(),
-            outcome: None,
             retry_stop: None,
             error: None,
             status: 0,
         }
+    }
+
+    /// What the breaker was told about the last attempt, if one was made.
+    pub fn last_attempt_outcome(&self) -> Option<Outcome> {
+        self.attempts.last().map(|attempt| attempt.outcome)
     }
 
     /// Retries made (attempts after the first).

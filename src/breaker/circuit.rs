@@ -17,7 +17,7 @@ use super::jitter::{Jitter, SplitMix};
 use super::permit::{Outcome, Permit, Rejected, Ticket};
 use super::snapshot::Snapshot;
 use super::state::{State, TransitionReason, pack, unpack};
-use super::window::{Counts, Kind, RollingWindow};
+use super::window::{Counts, RollingWindow, Tally};
 
 /// A circuit breaker guarding one dependency.
 ///
@@ -370,17 +370,17 @@ impl Breaker {
 
     #[inline(always)]
     fn count(&self, now: Nanos, outcome: Outcome, slow: bool) {
-        let kind = match outcome {
-            Outcome::Success => Kind::Success,
-            Outcome::Timeout => Kind::Timeout,
-            Outcome::Failure | Outcome::RetryAfter(_) => Kind::Failure,
+        let tally = match outcome {
+            Outcome::Success => Tally::Success,
+            Outcome::Timeout => Tally::Timeout,
+            Outcome::Failure | Outcome::RetryAfter(_) => Tally::Failure,
             Outcome::Ignored => return,
         };
-        self.window.record(now, kind);
+        self.window.record(now, tally);
         if slow {
-            self.window.record(now, Kind::Slow);
+            self.window.record(now, Tally::Slow);
         }
-        let (last, stamped) = if kind == Kind::Success {
+        let (last, stamped) = if tally == Tally::Success {
             if self.consecutive_failures.load(Relaxed) != 0 {
                 self.consecutive_failures.store(0, Relaxed);
             }

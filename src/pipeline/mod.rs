@@ -174,7 +174,6 @@ impl Pipeline {
         outcome: &mut ProxyOutcome,
     ) -> Response<Body> {
         let call = upstream.call(request).await;
-        outcome.outcome = call.attempts.last().map(|a| a.outcome);
         outcome.attempts = call.attempts;
         outcome.retry_stop = call.retry_stop;
         let cause = match call.end {

@@ -53,65 +53,73 @@ pub const DURATION_BUCKETS: [f64; 15] = [
 ];
 
 /// Every metric with its type and `# HELP` text (`promtool check metrics` wants one).
-pub(super) const DESCRIPTIONS: [(&str, Kind, &str); 13] = [
+pub(super) const DESCRIPTIONS: [(&str, MetricType, &str); 13] = [
     (
         BREAKER_STATE,
-        Kind::Gauge,
+        MetricType::Gauge,
         "1 for the breaker's current state, 0 for every other",
     ),
     (
         STATE_SINCE,
-        Kind::Gauge,
+        MetricType::Gauge,
         "When the breaker's current state began, in Unix seconds",
     ),
-    (TRANSITIONS, Kind::Counter, "Breaker state changes"),
+    (TRANSITIONS, MetricType::Counter, "Breaker state changes"),
     (
         CALLS,
-        Kind::Counter,
+        MetricType::Counter,
         "Calls by outcome: success, failure, timeout, rejected",
     ),
     (
         CALL_DURATION,
-        Kind::Histogram,
+        MetricType::Histogram,
         "Latency of permitted calls in seconds",
     ),
     (
         FAILURE_RATIO,
-        Kind::Gauge,
+        MetricType::Gauge,
         "Failure rate over the rolling window, 0-1; -1 until the window holds minimum_calls",
     ),
     (
         FALLBACKS,
-        Kind::Counter,
+        MetricType::Counter,
         "Answers given by a fallback instead of the upstream",
     ),
-    (QUEUE_DEPTH, Kind::Gauge, "Requests waiting for replay"),
+    (
+        QUEUE_DEPTH,
+        MetricType::Gauge,
+        "Requests waiting for replay",
+    ),
     (
         SLOW_CALLS,
-        Kind::Counter,
+        MetricType::Counter,
         "Permitted calls slower than slow_call_duration",
     ),
     (
         RETRIES,
-        Kind::Counter,
+        MetricType::Counter,
         "Retries attempted, and retries refused by the retry budget",
     ),
     (
         STORE_DEGRADED,
-        Kind::Gauge,
+        MetricType::Gauge,
         "1 while the store is unreachable and the queue and cache live in memory",
     ),
     (
         CONFIG_RELOADS,
-        Kind::Counter,
+        MetricType::Counter,
         "Configuration reloads by result",
     ),
-    (BUILD_INFO, Kind::Gauge, "Always 1; the version is a label"),
+    (
+        BUILD_INFO,
+        MetricType::Gauge,
+        "Always 1; the version is a label",
+    ),
 ];
 
 /// A metric's type, for its description.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Kind {
+pub(super) enum MetricType {
     Counter,
     Gauge,
     Histogram,

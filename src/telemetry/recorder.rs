@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::names::{
-    BUILD_INFO, CALL_DURATION, CONFIG_RELOADS, DESCRIPTIONS, DURATION_BUCKETS, Kind,
+    BUILD_INFO, CALL_DURATION, CONFIG_RELOADS, DESCRIPTIONS, DURATION_BUCKETS, MetricType,
     RELOAD_FAILURE, RELOAD_RESULTS, RELOAD_SUCCESS, STORE_DEGRADED,
 };
 
@@ -46,9 +46,9 @@ fn build() -> Result<PrometheusBuilder, BuildError> {
 fn describe() {
     for (name, kind, help) in DESCRIPTIONS {
         match kind {
-            Kind::Counter => metrics::describe_counter!(name, help),
-            Kind::Gauge => metrics::describe_gauge!(name, help),
-            Kind::Histogram => metrics::describe_histogram!(name, help),
+            MetricType::Counter => metrics::describe_counter!(name, help),
+            MetricType::Gauge => metrics::describe_gauge!(name, help),
+            MetricType::Histogram => metrics::describe_histogram!(name, help),
         }
     }
 }
