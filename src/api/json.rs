@@ -43,15 +43,18 @@ pub fn parse_timestamp(text: &str) -> Option<SystemTime> {
     }
 }
 
-/// A breaker's snapshot as the admin API writes it and `breakerbox status` reads it back: the
-/// contract's fields (DESIGN.md, "Snapshot fields"), then the extras operators asked for.
+/// One breaker's snapshot as the admin API writes it (under the breaker's name) and
+/// `breakerbox status` reads it back: the contract's fields (DESIGN.md, "Snapshot fields") and the
+/// time left until half-open. The admin API writes more beside them; a reader skips what it
+/// does not know.
 ///
-/// Reading takes the contract's fields and `retry_after_seconds` and skips the extras. A reading
-/// error is phrased to follow the field's key path (`… total_requests is "many", expected a
-/// whole number`), so the reader can put the path in front.
+/// A reading error is phrased to follow the field's key path (`… total_requests is "many",
+/// expected a whole number`), so the reader can put the path in front.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct SnapshotJson {
+    /// The breaker's name: the key its snapshot is listed under, not one of its fields.
+    #[serde(skip)]
+    pub name: String,
     /// `closed`, `open`, `half_open`, `forced_open` or `disabled`.
     #[serde(deserialize_with = "string")]
     pub state: String,
@@ -76,10 +79,10 @@ pub struct SnapshotJson {
     /// Failures and timeouts since the last success.
     #[serde(deserialize_with = "count")]
     pub consecutive_failures: u64,
-    /// Failed share of the window's calls in percent, to two decimals.
+    /// Failed share of the window's calls, in percent (written to two decimals).
     #[serde(deserialize_with = "number")]
     pub error_rate: f64,
-    /// When the last failure or timeout was recorded.
+    /// When the last failure was recorded.
     #[serde(with = "time")]
     pub last_failure_time: Option<SystemTime>,
     /// When the last success was recorded.
@@ -88,51 +91,15 @@ pub struct SnapshotJson {
     /// When the current state began.
     #[serde(with = "time")]
     pub state_changed_at: Option<SystemTime>,
-    /// Failed share of the window's calls, 0–1; `None` until the window holds `minimum_calls`.
-    #[serde(skip_deserializing)]
-    pub failure_ratio: Option<f64>,
-    /// Outcome counts over the rolling window.
-    #[serde(skip_deserializing)]
-    pub window: WindowJson,
-    /// When an open breaker turns half-open.
-    #[serde(skip_deserializing, serialize_with = "time::serialize")]
-    pub open_until: Option<SystemTime>,
-    /// Time left until an open breaker turns half-open.
+    /// Time left until an open breaker lets a probe through.
     #[serde(rename = "retry_after_seconds", default, with = "seconds")]
     pub retry_after: Option<Duration>,
-    /// Half-open probes in flight.
-    #[serde(skip_deserializing)]
-    pub half_open_probes: u32,
-    /// Trips since the breaker last closed.
-    #[serde(skip_deserializing)]
-    pub consecutive_trips: u32,
-    /// Why the breaker last tripped (kept until it is reset).
-    #[serde(skip_deserializing)]
-    pub last_trip_reason: Option<String>,
-    /// Transitions so far.
-    #[serde(skip_deserializing)]
-    pub generation: u64,
-}
-
-/// A snapshot's outcome counts over the rolling window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[non_exhaustive]
-pub struct WindowJson {
-    /// Calls with an outcome.
-    pub calls: u64,
-    /// Calls that succeeded.
-    pub successes: u64,
-    /// Calls that failed (timeouts excluded).
-    pub failures: u64,
-    /// Calls that timed out.
-    pub timeouts: u64,
-    /// Calls slower than the slow-call duration, whatever their outcome.
-    pub slow: u64,
 }
 
 impl From<&Snapshot> for SnapshotJson {
     fn from(s: &Snapshot) -> Self {
         Self {
+            name: s.name.to_string(),
             state: s.state.as_str().to_owned(),
             total_requests: s.total_requests,
             successful_requests: s.successful_requests,
@@ -145,8 +112,43 @@ impl From<&Snapshot> for SnapshotJson {
             last_failure_time: s.last_failure_time,
             last_success_time: s.last_success_time,
             state_changed_at: Some(s.state_changed_at),
+            retry_after: s.retry_after,
+        }
+    }
+}
+
+/// What the admin API writes for one breaker: its [`SnapshotJson`], then the extras operators
+/// asked for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(super) struct Written {
+    #[serde(flatten)]
+    snapshot: SnapshotJson,
+    failure_ratio: Option<f64>,
+    window: Window,
+    #[serde(serialize_with = "time::serialize")]
+    open_until: Option<SystemTime>,
+    half_open_probes: u32,
+    consecutive_trips: u32,
+    last_trip_reason: Option<&'static str>,
+    generation: u64,
+}
+
+/// The window's outcome counts, as [`Written`] shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+struct Window {
+    calls: u64,
+    successes: u64,
+    failures: u64,
+    timeouts: u64,
+    slow: u64,
+}
+
+impl From<&Snapshot> for Written {
+    fn from(s: &Snapshot) -> Self {
+        Self {
+            snapshot: SnapshotJson::from(s),
             failure_ratio: s.failure_ratio,
-            window: WindowJson {
+            window: Window {
                 calls: s.window.calls(),
                 successes: s.window.successes,
                 failures: s.window.failures,
@@ -154,10 +156,9 @@ impl From<&Snapshot> for SnapshotJson {
                 slow: s.window.slow,
             },
             open_until: s.open_until,
-            retry_after: s.retry_after,
             half_open_probes: s.half_open_probes,
             consecutive_trips: s.consecutive_trips,
-            last_trip_reason: s.last_trip.map(|r| r.as_str().to_owned()),
+            last_trip_reason: s.last_trip.map(|r| r.as_str()),
             generation: s.generation,
         }
     }
@@ -297,7 +298,7 @@ mod tests {
         breaker.trip().expect("tripped");
         clock.advance(Duration::from_millis(250));
 
-        let written = SnapshotJson::from(&breaker.snapshot());
+        let written = Written::from(&breaker.snapshot());
         let value = serde_json::to_value(&written).expect("serialisable");
         let names: Vec<&str> = value
             .as_object()
@@ -351,8 +352,14 @@ mod tests {
             ),
             ("open", 1, 1)
         );
-        assert_eq!(read.last_success_time, written.last_success_time);
-        assert_eq!(read.state_changed_at, written.state_changed_at);
+        let name = String::new();
+        assert_eq!(
+            read,
+            SnapshotJson {
+                name,
+                ..written.snapshot
+            }
+        );
         assert_eq!(read.retry_after, Some(Duration::from_millis(59_750)));
     }
 }

@@ -3,7 +3,6 @@
 use serde_json::Value;
 
 use super::BreakerRow;
-use crate::api::SnapshotJson;
 
 /// Every breaker in `body`, sorted by name; the error names the first missing or mistyped field.
 pub(super) fn rows(body: &[u8]) -> Result<Vec<BreakerRow>, String> {
@@ -30,28 +29,14 @@ fn row(name: &str, snapshot: &Value) -> Result<BreakerRow, String> {
     if !snapshot.is_object() {
         return Err(format!("{path} is not an object"));
     }
-    let s: SnapshotJson =
+    let mut row: BreakerRow =
         serde_path_to_error::deserialize(snapshot).map_err(|e| describe(&path, e))?;
-    Ok(BreakerRow {
-        name: name.to_owned(),
-        state: s.state,
-        total_requests: s.total_requests,
-        successful_requests: s.successful_requests,
-        failed_requests: s.failed_requests,
-        timeouts: s.timeouts,
-        rejected_requests: s.rejected_requests,
-        slow_requests: s.slow_requests,
-        consecutive_failures: s.consecutive_failures,
-        error_rate: s.error_rate,
-        last_failure_time: s.last_failure_time,
-        last_success_time: s.last_success_time,
-        state_changed_at: s.state_changed_at,
-        retry_after: s.retry_after,
-    })
+    row.name = name.to_owned();
+    Ok(row)
 }
 
 /// `data.plex.state is missing`, `data.plex.total_requests is "many", expected a whole number`:
-/// the field's path, then what [`SnapshotJson`] found wrong with it.
+/// the field's path, then what reading the snapshot found wrong with it.
 fn describe(path: &str, error: serde_path_to_error::Error<serde_json::Error>) -> String {
     let mut at = path.to_owned();
     for segment in error.path().iter() {
