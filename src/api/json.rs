@@ -15,7 +15,7 @@ pub fn timestamp(at: SystemTime) -> String {
 }
 
 /// An RFC 3339 time: `Z` or a `±hh:mm` offset, any number of fractional digits.
-pub fn parse_timestamp(text: &str) -> Option<SystemTime> {
+fn parse_timestamp(text: &str) -> Option<SystemTime> {
     if let Ok(time) = humantime::parse_rfc3339_weak(text) {
         return Some(time);
     }

@@ -20,7 +20,7 @@ use axum::routing::{any, get, post};
 pub use auth::authorize;
 pub use dispatch::{App, AppFuture, app};
 pub use error::ApiError;
-pub use json::{SnapshotJson, parse_timestamp, timestamp};
+pub use json::{SnapshotJson, timestamp};
 
 use crate::gateway::Gateway;
 use crate::pipeline::ProxyOutcome;
