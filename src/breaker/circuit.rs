@@ -247,9 +247,8 @@ impl Breaker {
                 State::Closed | State::Disabled => return Ok(self.ticket(generation, false)),
                 State::Open => {
                     let now = self.now();
-                    let until = self.open_until.load(Acquire);
-                    if now.0 < until {
-                        let left = self.until_half_open_at(State::Open, now);
+                    let left = self.until_half_open_at(State::Open, now);
+                    if left.is_some_and(|left| !left.is_zero()) {
                         return Err(self.reject(State::Open, left));
                     }
                     self.transition(
