@@ -45,13 +45,73 @@ pub enum FallbackKind {
 }
 
 impl FallbackKind {
-    /// `cache`, `degraded`, `queue` or `error`, as the configuration and metrics name them.
-    pub fn as_str(self) -> &'static str {
+    /// Every kind, in declaration order (so `kind as usize` indexes it).
+    pub const ALL: [FallbackKind; 4] = [
+        FallbackKind::Cache,
+        FallbackKind::Degraded,
+        FallbackKind::Queue,
+        FallbackKind::Error,
+    ];
+
+    /// `cache`, `degraded`, `queue` or `error`, as the configuration, the metrics and the
+    /// `X-Breakerbox-Fallback` header name them.
+    pub const fn as_str(self) -> &'static str {
         match self {
             FallbackKind::Cache => "cache",
             FallbackKind::Degraded => "degraded",
             FallbackKind::Queue => "queue",
             FallbackKind::Error => "error",
+        }
+    }
+
+    /// The kind [`as_str`](Self::as_str) names `label`.
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == label)
+    }
+}
+
+/// How a call ended, as `breakerbox_calls_total{outcome}` counts it: a permitted call by what
+/// its breaker was told, or a rejection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallOutcome {
+    /// The breaker was told [`Outcome::Success`].
+    Success,
+    /// The breaker was told [`Outcome::Failure`] or [`Outcome::RetryAfter`].
+    Failure,
+    /// The breaker was told [`Outcome::Timeout`].
+    Timeout,
+    /// The breaker turned the call away.
+    Rejected,
+}
+
+impl CallOutcome {
+    /// The outcomes of permitted calls (the ones `breakerbox_call_duration_seconds` carries),
+    /// in declaration order (so `outcome as usize` indexes it).
+    pub const PERMITTED: [CallOutcome; 3] = [
+        CallOutcome::Success,
+        CallOutcome::Failure,
+        CallOutcome::Timeout,
+    ];
+
+    /// How a permitted call that ended with `outcome` counts; `None` for an ignored one, which
+    /// the breaker does not record either.
+    pub fn of(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Success => Some(CallOutcome::Success),
+            // A Retry-After answer is a failure the upstream asked us to back off from.
+            Outcome::Failure | Outcome::RetryAfter(_) => Some(CallOutcome::Failure),
+            Outcome::Timeout => Some(CallOutcome::Timeout),
+            Outcome::Ignored => None,
+        }
+    }
+
+    /// `success`, `failure`, `timeout` or `rejected`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Success => "success",
+            CallOutcome::Failure => "failure",
+            CallOutcome::Timeout => "timeout",
+            CallOutcome::Rejected => "rejected",
         }
     }
 }
@@ -69,8 +129,6 @@ pub struct ProxyOutcome {
     pub fallback: Option<FallbackKind>,
     /// Every physical attempt (empty when rejected or refused).
     pub attempts: Vec<Attempt>,
-    /// The last attempt's outcome as the breaker saw it.
-    pub outcome: Option<Outcome>,
     /// Why a failed attempt was not retried.
     pub retry_stop: Option<RetryStop>,
     /// The error code given to the client, if the answer is one of ours.
@@ -86,11 +144,15 @@ impl ProxyOutcome {
             decision: None,
             fallback: None,
             attempts: Vec::new(),
-            outcome: None,
             retry_stop: None,
             error: None,
             status: 0,
         }
+    }
+
+    /// What the breaker was told about the last attempt, if one was made.
+    pub fn last_attempt_outcome(&self) -> Option<Outcome> {
+        self.attempts.last().map(|attempt| attempt.outcome)
     }
 
     /// Retries made (attempts after the first).
@@ -192,4 +254,21 @@ pub struct Replay {
     /// The physical attempt, if one was made (none when the breaker turned the replay away
     /// ([`Delivery::Rejected`]) or the stored request could not be sent).
     pub attempts: Vec<Attempt>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_arrays_are_in_declaration_order() {
+        for (i, kind) in FallbackKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, i, "{kind:?}");
+            assert_eq!(FallbackKind::from_label(kind.as_str()), Some(kind));
+        }
+        for (i, outcome) in CallOutcome::PERMITTED.into_iter().enumerate() {
+            assert_eq!(outcome as usize, i, "{outcome:?}");
+        }
+        assert_eq!(FallbackKind::from_label("Cache"), None);
+    }
 }

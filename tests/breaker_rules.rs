@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use breakerbox::breaker::{BreakerConfigBuilder, Counts, Listener, Nanos, NoJitter, SplitMix};
 use breakerbox::{
-    Breaker, BreakerConfig, Clock, ManualClock, Outcome, Registry, Rejected, State, Transition,
+    Breaker, BreakerConfig, ManualClock, Outcome, Registry, Rejected, State, Transition,
     TransitionReason,
 };
 
@@ -92,12 +92,9 @@ fn open_then_half_open(breaker: &Breaker, clock: &ManualClock) {
     assert_eq!(breaker.state(), State::HalfOpen);
 }
 
-fn open_for(breaker: &Breaker, clock: &ManualClock) -> Duration {
+fn until_half_open(breaker: &Breaker) -> Duration {
     assert_eq!(breaker.state(), State::Open);
-    breaker
-        .next_deadline()
-        .expect("open")
-        .saturating_duration_since(clock.now())
+    breaker.until_half_open().expect("open")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -689,7 +686,7 @@ fn any_probe_failure_reopens() {
             ),
             "{outcome:?}"
         );
-        assert_eq!(open_for(&breaker, &clock), secs(30), "{outcome:?}");
+        assert_eq!(until_half_open(&breaker), secs(30), "{outcome:?}");
     }
 }
 
@@ -734,11 +731,11 @@ fn open_duration_doubles_per_consecutive_trip_up_to_max() {
         .expect("valid");
     let (breaker, recorder) = build(config, &clock);
     record(&breaker, Outcome::Failure);
-    assert_eq!(open_for(&breaker, &clock), secs(10));
+    assert_eq!(until_half_open(&breaker), secs(10));
     let mut grown = Vec::new();
     for _ in 0..3 {
         fail_probe(&breaker, &clock);
-        grown.push(open_for(&breaker, &clock));
+        grown.push(until_half_open(&breaker));
     }
     assert_eq!(grown, [secs(20), secs(35), secs(35)]);
     assert_eq!(breaker.snapshot().consecutive_trips, 4);
@@ -763,12 +760,12 @@ fn open_duration_growth_resets_after_closing() {
     let (breaker, _) = build(config, &clock);
     record(&breaker, Outcome::Failure);
     fail_probe(&breaker, &clock);
-    assert_eq!(open_for(&breaker, &clock), secs(20));
+    assert_eq!(until_half_open(&breaker), secs(20));
     clock.advance_to(breaker.next_deadline().expect("open"));
     breaker.try_acquire().expect("probe").success();
     assert_eq!(breaker.state(), State::Closed);
     record(&breaker, Outcome::Failure);
-    assert_eq!(open_for(&breaker, &clock), secs(10));
+    assert_eq!(until_half_open(&breaker), secs(10));
 }
 
 #[test]
@@ -787,7 +784,7 @@ fn open_duration_is_fixed_without_open_duration_max() {
         .build();
     record(&breaker, Outcome::Failure);
     for _ in 0..5 {
-        assert_eq!(open_for(&breaker, &clock), secs(30));
+        assert_eq!(until_half_open(&breaker), secs(30));
         fail_probe(&breaker, &clock);
     }
 }
@@ -809,10 +806,10 @@ fn jitter_cuts_open_duration_within_configured_percent() {
     for _ in 0..200 {
         // First trip: 10 s less at most 20 %; second: 20 s less at most 20 %.
         breaker.trip().expect("tripped");
-        let first = open_for(&breaker, &clock);
+        let first = until_half_open(&breaker);
         assert!(first > secs(8) && first <= secs(10), "{first:?}");
         fail_probe(&breaker, &clock);
-        let second = open_for(&breaker, &clock);
+        let second = until_half_open(&breaker);
         assert!(second > secs(16) && second <= secs(20), "{second:?}");
         seen.insert(first);
         breaker.reset().expect("reset");
@@ -831,9 +828,9 @@ fn jitter_cuts_open_duration_within_configured_percent() {
         .jitter(Arc::new(SplitMix::with_seed(42)))
         .build();
     breaker.trip().expect("tripped");
-    assert_eq!(open_for(&breaker, &clock), secs(10));
+    assert_eq!(until_half_open(&breaker), secs(10));
     fail_probe(&breaker, &clock);
-    assert_eq!(open_for(&breaker, &clock), secs(20));
+    assert_eq!(until_half_open(&breaker), secs(20));
 }
 
 #[test]
@@ -846,7 +843,7 @@ fn honored_retry_after_opens_for_the_hint() {
         .expect("valid");
     let (breaker, recorder) = build(config, &clock);
     record(&breaker, Outcome::RetryAfter(secs(12)));
-    assert_eq!(open_for(&breaker, &clock), secs(12));
+    assert_eq!(until_half_open(&breaker), secs(12));
     assert_eq!(rejected(&breaker).retry_after(), Some(secs(12)));
     assert_eq!(
         recorder.moves(),
@@ -871,7 +868,7 @@ fn retry_after_hint_is_capped() {
         .expect("valid");
     let (breaker, recorder) = build(config, &clock);
     record(&breaker, Outcome::RetryAfter(secs(3600)));
-    assert_eq!(open_for(&breaker, &clock), secs(300));
+    assert_eq!(until_half_open(&breaker), secs(300));
     assert_eq!(
         recorder.events()[0].reason,
         TransitionReason::RetryAfter {
@@ -882,7 +879,7 @@ fn retry_after_hint_is_capped() {
     let config = quiet().honor_retry_after(true).build().expect("valid");
     let (breaker, _) = build(config, &clock);
     record(&breaker, Outcome::RetryAfter(secs(3600)));
-    assert_eq!(open_for(&breaker, &clock), secs(30));
+    assert_eq!(until_half_open(&breaker), secs(30));
 }
 
 #[test]
@@ -895,7 +892,7 @@ fn honored_retry_after_on_a_probe_reopens_for_the_hint() {
         .try_acquire()
         .expect("probe")
         .record(Outcome::RetryAfter(secs(7)));
-    assert_eq!(open_for(&breaker, &clock), secs(7));
+    assert_eq!(until_half_open(&breaker), secs(7));
     assert_eq!(
         recorder.events().pop().expect("event").reason,
         TransitionReason::RetryAfter { duration: secs(7) }
@@ -911,7 +908,7 @@ fn retry_after_is_a_plain_failure_when_not_honored() {
     assert_eq!(breaker.state(), State::Closed);
     assert_eq!(breaker.snapshot().failed_requests, 1);
     record(&breaker, Outcome::RetryAfter(secs(5)));
-    assert_eq!(open_for(&breaker, &clock), secs(30));
+    assert_eq!(until_half_open(&breaker), secs(30));
     assert_eq!(
         recorder.events()[0].reason,
         TransitionReason::ConsecutiveFailures { count: 2 }
@@ -1198,7 +1195,7 @@ fn manual_trip_opens_for_open_duration() {
         )
     );
     assert_eq!(breaker.trip(), None, "already open");
-    assert_eq!(open_for(&breaker, &clock), secs(30));
+    assert_eq!(until_half_open(&breaker), secs(30));
     let snapshot = breaker.snapshot();
     assert_eq!(snapshot.last_trip, Some(TransitionReason::ManualTrip));
     assert_eq!(snapshot.consecutive_trips, 1);

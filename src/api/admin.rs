@@ -1,5 +1,6 @@
 //! `/admin`: breaker snapshots and operator actions, the request queue, and the event stream.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,7 +15,7 @@ use tokio_stream::wrappers::{BroadcastStream, IntervalStream};
 
 use super::auth::authorize;
 use super::error::ApiError;
-use super::json::{queued, snapshot, timestamp};
+use super::json::{Written, queued, timestamp};
 use crate::breaker::{Breaker, Transition};
 use crate::config::Role;
 use crate::gateway::Gateway;
@@ -32,10 +33,10 @@ fn breaker(gateway: &Gateway, name: &str) -> Result<Arc<Breaker>, ApiError> {
 }
 
 fn all_snapshots(gateway: &Gateway) -> Value {
-    let data: Map<String, Value> = gateway
+    let data: BTreeMap<String, Written> = gateway
         .snapshots()
         .iter()
-        .map(|(name, s)| (name.clone(), snapshot(s)))
+        .map(|(name, s)| (name.clone(), Written::from(s)))
         .collect();
     let count = data.len();
     json!({
@@ -48,7 +49,7 @@ fn all_snapshots(gateway: &Gateway) -> Value {
 fn one(breaker: &Breaker, message: Option<&str>) -> Value {
     let mut body = json!({
         "success": true,
-        "data": snapshot(&breaker.snapshot()),
+        "data": Written::from(&breaker.snapshot()),
         "meta": { "timestamp": timestamp(SystemTime::now()), "name": breaker.name().as_ref() },
     });
     if let Some(message) = message {

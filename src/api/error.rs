@@ -1,10 +1,10 @@
 //! The one error answer of the HTTP surface: `{"error": code, "message": text}` with a status,
 //! and `Retry-After` where a client should come back later.
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+
+use crate::pipeline::json_error;
 
 /// An error answer. Codes are stable; messages are for people and never carry internals.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,11 +69,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(json!({ "error": self.code, "message": self.message })),
-        )
-            .into_response();
+        let mut response = json_error(self.status, self.code, &self.message);
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -20,7 +20,7 @@ use axum::{Extension, Router};
 pub use auth::authorize;
 pub use dispatch::{App, AppFuture, app};
 pub use error::ApiError;
-pub use json::{snapshot as snapshot_json, timestamp};
+pub use json::{SnapshotJson, timestamp};
 
 use crate::gateway::Gateway;
 use crate::pipeline::ProxyOutcome;

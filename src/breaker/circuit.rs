@@ -17,7 +17,7 @@ use super::jitter::{Jitter, SplitMix};
 use super::permit::{Outcome, Permit, Rejected, Ticket};
 use super::snapshot::Snapshot;
 use super::state::{State, TransitionReason, pack, unpack};
-use super::window::{Counts, Kind, RollingWindow};
+use super::window::{Counts, RollingWindow, Tally};
 
 /// A circuit breaker guarding one dependency.
 ///
@@ -209,6 +209,19 @@ impl Breaker {
         }
     }
 
+    /// Time left until an open breaker turns half-open: what its rejections give as
+    /// `Retry-After`. `None` unless open; zero once the deadline has passed and before the next
+    /// call or [`tick`](Self::tick) applies it.
+    pub fn until_half_open(&self) -> Option<Duration> {
+        self.until_half_open_at(self.state(), self.now())
+    }
+
+    /// [`until_half_open`](Self::until_half_open) for a breaker read as `state` at `now`.
+    fn until_half_open_at(&self, state: State, now: Nanos) -> Option<Duration> {
+        (state == State::Open)
+            .then(|| Nanos(self.open_until.load(Acquire)).saturating_duration_since(now))
+    }
+
     /// Applies the transition that is due by now, if any; returns whether one happened.
     pub fn tick(&self) -> bool {
         let word = self.word.load(Acquire);
@@ -234,12 +247,9 @@ impl Breaker {
                 State::Closed | State::Disabled => return Ok(self.ticket(generation, false)),
                 State::Open => {
                     let now = self.now();
-                    let until = self.open_until.load(Acquire);
-                    if now.0 < until {
-                        return Err(self.reject(
-                            State::Open,
-                            Some(Nanos(until).saturating_duration_since(now)),
-                        ));
+                    let left = self.until_half_open_at(State::Open, now);
+                    if left.is_some_and(|left| !left.is_zero()) {
+                        return Err(self.reject(State::Open, left));
                     }
                     self.transition(
                         word,
@@ -359,17 +369,17 @@ impl Breaker {
 
     #[inline(always)]
     fn count(&self, now: Nanos, outcome: Outcome, slow: bool) {
-        let kind = match outcome {
-            Outcome::Success => Kind::Success,
-            Outcome::Timeout => Kind::Timeout,
-            Outcome::Failure | Outcome::RetryAfter(_) => Kind::Failure,
+        let tally = match outcome {
+            Outcome::Success => Tally::Success,
+            Outcome::Timeout => Tally::Timeout,
+            Outcome::Failure | Outcome::RetryAfter(_) => Tally::Failure,
             Outcome::Ignored => return,
         };
-        self.window.record(now, kind);
+        self.window.record(now, tally);
         if slow {
-            self.window.record(now, Kind::Slow);
+            self.window.record(now, Tally::Slow);
         }
-        let (last, stamped) = if kind == Kind::Success {
+        let (last, stamped) = if tally == Tally::Success {
             if self.consecutive_failures.load(Relaxed) != 0 {
                 self.consecutive_failures.store(0, Relaxed);
             }
@@ -632,7 +642,7 @@ impl Breaker {
                 .map(|at| self.clock.wall_at(at)),
             state_changed_at: self.clock.wall_at(cold_changed_at),
             open_until: open_until.map(|at| self.clock.wall_at(at)),
-            retry_after: open_until.map(|at| at.saturating_duration_since(now)),
+            retry_after: self.until_half_open_at(state, now),
             half_open_probes: if state == State::HalfOpen && tag_matches(probes, generation) {
                 probes as u32
             } else {

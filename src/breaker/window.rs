@@ -17,14 +17,14 @@ use super::clock::Nanos;
 
 /// What a recorded call counts as. A slow call is also a success, failure or timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub(crate) enum Tally {
     Success = 0,
     Failure = 1,
     Timeout = 2,
     Slow = 3,
 }
 
-const KINDS: usize = 4;
+const TALLIES: usize = 4;
 /// A writer whose bucket is older than the slot's by fewer laps than this is late, not wrapped.
 const LATE_WRITER_LAPS: u32 = 1 << 20;
 
@@ -53,8 +53,8 @@ impl Counts {
         self.failures + self.timeouts
     }
 
-    fn add(&mut self, kind: usize, count: u64) {
-        match kind {
+    fn add(&mut self, tally: usize, count: u64) {
+        match tally {
             0 => self.successes += count,
             1 => self.failures += count,
             2 => self.timeouts += count,
@@ -66,7 +66,7 @@ impl Counts {
 #[derive(Debug, Default)]
 #[repr(align(32))]
 struct Bucket {
-    counters: [AtomicU64; KINDS],
+    counters: [AtomicU64; TALLIES],
 }
 
 /// Threads write to stripes of their own, so cores never fight over a counter's cache line.
@@ -98,7 +98,7 @@ fn stripe() -> usize {
 #[repr(align(64))]
 struct Stripe {
     buckets: Box<[Bucket]>,
-    retired: [AtomicU64; KINDS],
+    retired: [AtomicU64; TALLIES],
     rejected: AtomicU64,
 }
 
@@ -160,13 +160,13 @@ impl RollingWindow {
         (index as usize, lap)
     }
 
-    /// Counts one call of `kind` at `now`.
+    /// Counts one call as `tally` at `now`.
     #[inline(always)]
-    pub(crate) fn record(&self, now: Nanos, kind: Kind) {
+    pub(crate) fn record(&self, now: Nanos, tally: Tally) {
         let (index, lap) = self.position(now);
         // The mask lets the compiler drop the bounds check: STRIPES is a power of two.
         let stripe = &self.stripes[stripe() & (STRIPES - 1)];
-        let counter = &stripe.buckets[index].counters[kind as usize];
+        let counter = &stripe.buckets[index].counters[tally as usize];
         let mut word = counter.load(Relaxed);
         loop {
             let slot_lap = lap_of(word);
@@ -185,7 +185,7 @@ impl RollingWindow {
             match counter.compare_exchange_weak(word, next, Relaxed, Relaxed) {
                 Ok(_) => {
                     if slot_lap != lap {
-                        stripe.retired[kind as usize].fetch_add(count_of(word), Relaxed);
+                        stripe.retired[tally as usize].fetch_add(count_of(word), Relaxed);
                     }
                     return;
                 }
@@ -211,10 +211,10 @@ impl RollingWindow {
             let index = (bucket_epoch % self.len) as usize;
             let lap = (bucket_epoch / self.len) as u32;
             for stripe in &self.stripes {
-                for (kind, counter) in stripe.buckets[index].counters.iter().enumerate() {
+                for (tally, counter) in stripe.buckets[index].counters.iter().enumerate() {
                     let word = counter.load(Relaxed);
                     if lap_of(word) == lap {
-                        counts.add(kind, count_of(word));
+                        counts.add(tally, count_of(word));
                     }
                 }
             }
@@ -226,12 +226,12 @@ impl RollingWindow {
     pub(crate) fn lifetime(&self) -> Counts {
         let mut counts = Counts::default();
         for stripe in &self.stripes {
-            for (kind, retired) in stripe.retired.iter().enumerate() {
-                counts.add(kind, retired.load(Relaxed));
+            for (tally, retired) in stripe.retired.iter().enumerate() {
+                counts.add(tally, retired.load(Relaxed));
             }
             for bucket in stripe.buckets.iter() {
-                for (kind, counter) in bucket.counters.iter().enumerate() {
-                    counts.add(kind, count_of(counter.load(Relaxed)));
+                for (tally, counter) in bucket.counters.iter().enumerate() {
+                    counts.add(tally, count_of(counter.load(Relaxed)));
                 }
             }
         }
@@ -250,9 +250,9 @@ impl RollingWindow {
     pub(crate) fn clear(&self) {
         for stripe in &self.stripes {
             for bucket in stripe.buckets.iter() {
-                for (kind, counter) in bucket.counters.iter().enumerate() {
+                for (tally, counter) in bucket.counters.iter().enumerate() {
                     let word = counter.swap(0, Relaxed);
-                    stripe.retired[kind].fetch_add(count_of(word), Relaxed);
+                    stripe.retired[tally].fetch_add(count_of(word), Relaxed);
                 }
             }
         }
@@ -288,9 +288,9 @@ mod tests {
     fn counts_only_calls_inside_the_window() {
         // 10 s window, 1 s buckets.
         let window = RollingWindow::new(SECOND, 10);
-        window.record(at(0), Kind::Failure);
-        window.record(at(5), Kind::Success);
-        window.record(Nanos(9 * SECOND + SECOND - 1), Kind::Success);
+        window.record(at(0), Tally::Failure);
+        window.record(at(5), Tally::Success);
+        window.record(Nanos(9 * SECOND + SECOND - 1), Tally::Success);
         assert_eq!(window.counts(Nanos(10 * SECOND - 1)).calls(), 3);
         // At 10 s the bucket of second 0 has left the window.
         let counts = window.counts(at(10));
@@ -303,10 +303,10 @@ mod tests {
     #[test]
     fn idle_slots_never_resurface() {
         let window = RollingWindow::new(SECOND, 10);
-        window.record(at(3), Kind::Timeout);
+        window.record(at(3), Tally::Timeout);
         // Exactly one lap later the same slot is current again but holds an old lap.
         assert_eq!(window.counts(at(13)).timeouts, 0);
-        window.record(at(13), Kind::Timeout);
+        window.record(at(13), Tally::Timeout);
         assert_eq!(window.counts(at(13)).timeouts, 1);
         assert_eq!(window.lifetime().timeouts, 2);
     }
@@ -314,10 +314,10 @@ mod tests {
     #[test]
     fn late_writer_does_not_pollute_a_newer_bucket() {
         let window = RollingWindow::new(SECOND, 10);
-        window.record(at(12), Kind::Success);
+        window.record(at(12), Tally::Success);
         // A call stamped at 2 s arrives after the slot moved on to 12 s.
-        window.record(at(2), Kind::Failure);
-        window.record(at(2), Kind::Success);
+        window.record(at(2), Tally::Failure);
+        window.record(at(2), Tally::Success);
         let counts = window.counts(at(12));
         assert_eq!((counts.successes, counts.failures), (1, 0));
     }
@@ -326,15 +326,15 @@ mod tests {
     fn clear_keeps_lifetime_and_reset_drops_it() {
         let window = RollingWindow::new(SECOND, 4);
         for second in 0..8 {
-            window.record(at(second), Kind::Success);
-            window.record(at(second), Kind::Slow);
+            window.record(at(second), Tally::Success);
+            window.record(at(second), Tally::Slow);
         }
         assert_eq!(window.counts(at(7)).successes, 4);
         assert_eq!(window.lifetime().successes, 8);
         window.clear();
         assert_eq!(window.counts(at(7)), Counts::default());
         assert_eq!(window.lifetime().slow, 8);
-        window.record(at(7), Kind::Failure);
+        window.record(at(7), Tally::Failure);
         assert_eq!(window.counts(at(7)).failures, 1);
         window.record_rejection();
         assert_eq!(window.rejected(), 1);
@@ -350,7 +350,7 @@ mod tests {
             for _ in 0..STRIPES + 1 {
                 scope.spawn(|| {
                     for _ in 0..1000 {
-                        window.record(at(3), Kind::Success);
+                        window.record(at(3), Tally::Success);
                         window.record_rejection();
                     }
                 });
@@ -365,10 +365,10 @@ mod tests {
     #[test]
     fn cursor_follows_time_both_ways() {
         let window = RollingWindow::new(SECOND, 10);
-        window.record(at(25), Kind::Failure);
+        window.record(at(25), Tally::Failure);
         // A late caller still stamped in an earlier bucket must not use the newer cursor.
-        window.record(Nanos(24 * SECOND + 5), Kind::Failure);
-        window.record(Nanos(26 * SECOND - 1), Kind::Failure);
+        window.record(Nanos(24 * SECOND + 5), Tally::Failure);
+        window.record(Nanos(26 * SECOND - 1), Tally::Failure);
         let counts = window.counts(at(25));
         assert_eq!(counts.failures, 3);
         assert_eq!(window.counts(at(34)).failures, 2);

@@ -10,6 +10,8 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::{Config, Fallback, UpstreamConfig};
+use crate::fallback::degraded::FALLBACK_HEADER;
+use crate::outcome::FallbackKind;
 
 use super::server::DEMO_HEADER;
 
@@ -113,7 +115,7 @@ pub(crate) async fn drive_with(
     let mut in_flight = JoinSet::new();
     let mut seq = 0u64;
     // Per (target, is_post): the sequence number and kind of the latest answer shown.
-    let mut last: HashMap<(usize, bool), (u64, Kind)> = HashMap::new();
+    let mut last: HashMap<(usize, bool), (u64, AnswerKind)> = HashMap::new();
     loop {
         tokio::select! {
             () = &mut stop => break,
@@ -188,19 +190,22 @@ async fn send(request: reqwest::RequestBuilder) -> Answer {
 fn unanswered(error: &reqwest::Error) -> Answer {
     if error.is_timeout() {
         let secs = REQUEST_TIMEOUT.as_secs();
-        Answer::new(Kind::NoAnswer, format!("no answer within {secs}s"))
+        Answer::new(AnswerKind::NoAnswer, format!("no answer within {secs}s"))
     } else {
         let mut cause: &dyn std::error::Error = error;
         while let Some(source) = cause.source() {
             cause = source;
         }
-        Answer::new(Kind::NoAnswer, format!("gateway unreachable: {cause}"))
+        Answer::new(
+            AnswerKind::NoAnswer,
+            format!("gateway unreachable: {cause}"),
+        )
     }
 }
 
 /// The kind of an answer: what a change is noticed on (an `Age` or `Retry-After` is not).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub(crate) enum AnswerKind {
     Upstream(u16),
     Cache,
     Degraded(u16),
@@ -213,12 +218,12 @@ pub(crate) enum Kind {
 /// A kind and the line that describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Answer {
-    pub(crate) kind: Kind,
+    pub(crate) kind: AnswerKind,
     pub(crate) text: String,
 }
 
 impl Answer {
-    fn new(kind: Kind, text: String) -> Self {
+    fn new(kind: AnswerKind, text: String) -> Self {
         Answer { kind, text }
     }
 }
@@ -226,7 +231,7 @@ impl Answer {
 /// What kind of answer the gateway gave.
 pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> Answer {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let fallback = header("x-breakerbox-fallback");
+    let fallback = header(FALLBACK_HEADER).and_then(FallbackKind::from_label);
     let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let field = |key: &str| {
         json.as_ref()
@@ -235,18 +240,18 @@ pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> Answer 
             .map(str::to_owned)
     };
     match fallback {
-        Some("cache") => {
+        Some(FallbackKind::Cache) => {
             let age = header("age").unwrap_or("?");
             let text = format!("answered from cache (X-Breakerbox-Fallback: cache, Age {age})");
-            return Answer::new(Kind::Cache, text);
+            return Answer::new(AnswerKind::Cache, text);
         }
-        Some("degraded") => {
+        Some(FallbackKind::Degraded) => {
             let text = format!("degraded answer (X-Breakerbox-Fallback: degraded, {status})");
-            return Answer::new(Kind::Degraded(status), text);
+            return Answer::new(AnswerKind::Degraded(status), text);
         }
-        Some("queue") => {
+        Some(FallbackKind::Queue) => {
             let text = format!("queued for replay ({status}, X-Breakerbox-Fallback: queue)");
-            return Answer::new(Kind::Queued, text);
+            return Answer::new(AnswerKind::Queued, text);
         }
         _ => {}
     }
@@ -256,22 +261,22 @@ pub(crate) fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> Answer 
         } else {
             format!("answered by the upstream ({status})")
         };
-        return Answer::new(Kind::Upstream(status), text);
+        return Answer::new(AnswerKind::Upstream(status), text);
     }
     match field("error") {
         Some(code) if code == "circuit_open" => {
             let after = header("retry-after").unwrap_or("?");
             let text = format!("rejected {status}: circuit open (Retry-After {after})");
-            Answer::new(Kind::Rejected, text)
+            Answer::new(AnswerKind::Rejected, text)
         }
         Some(code) => {
             let message = field("message").unwrap_or_default();
             let text = format!("error {status} {code}: {message}");
-            Answer::new(Kind::Error(status, code), text)
+            Answer::new(AnswerKind::Error(status, code), text)
         }
         None => {
             let text = format!("answered by the upstream ({status})");
-            Answer::new(Kind::Upstream(status), text)
+            Answer::new(AnswerKind::Upstream(status), text)
         }
     }
 }

@@ -27,7 +27,7 @@ fn classifies_every_kind_of_answer() {
         &headers(&[("x-breakerbox-fallback", "cache"), ("age", "3")]),
         b"{}",
     );
-    assert_eq!(cache.kind, Kind::Cache);
+    assert_eq!(cache.kind, AnswerKind::Cache);
     assert_eq!(
         cache.text,
         "answered from cache (X-Breakerbox-Fallback: cache, Age 3)"
@@ -38,24 +38,27 @@ fn classifies_every_kind_of_answer() {
         &headers(&[("x-breakerbox-fallback", "degraded")]),
         b"{}",
     );
-    assert_eq!(degraded.kind, Kind::Degraded(200));
+    assert_eq!(degraded.kind, AnswerKind::Degraded(200));
 
     let queued = classify(
         202,
         &headers(&[("x-breakerbox-fallback", "queue")]),
         br#"{"queued":true}"#,
     );
-    assert_eq!(queued.kind, Kind::Queued);
+    assert_eq!(queued.kind, AnswerKind::Queued);
 
     let body = br#"{"error":"circuit_open","message":"open"}"#;
     let rejected = classify(503, &headers(&[("retry-after", "28")]), body);
-    assert_eq!(rejected.kind, Kind::Rejected);
+    assert_eq!(rejected.kind, AnswerKind::Rejected);
     assert_eq!(rejected.text, "rejected 503: circuit open (Retry-After 28)");
 
     let body =
         br#"{"error":"upstream_timeout","message":"upstream `x` did not answer within 10s"}"#;
     let timeout = classify(503, &HeaderMap::new(), body);
-    assert_eq!(timeout.kind, Kind::Error(503, "upstream_timeout".into()));
+    assert_eq!(
+        timeout.kind,
+        AnswerKind::Error(503, "upstream_timeout".into())
+    );
     assert_eq!(
         timeout.text,
         "error 503 upstream_timeout: upstream `x` did not answer within 10s"
@@ -67,13 +70,13 @@ fn classifies_every_kind_of_answer() {
         &headers(&[(DEMO_HEADER, "overseerr")]),
         br#"{"ok":false}"#,
     );
-    assert_eq!(failing.kind, Kind::Upstream(500));
+    assert_eq!(failing.kind, AnswerKind::Upstream(500));
     assert_eq!(failing.text, "upstream failing: 500 passed through");
 
     // Not JSON and no marker: some real upstream's answer.
     assert_eq!(
         classify(404, &HeaderMap::new(), b"<html>").kind,
-        Kind::Upstream(404)
+        AnswerKind::Upstream(404)
     );
 }
 

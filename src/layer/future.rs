@@ -17,14 +17,14 @@ pin_project! {
     #[derive(Debug)]
     pub struct ResponseFuture<F, C> {
         #[pin]
-        kind: Kind<F, C>,
+        admission: Admission<F, C>,
     }
 }
 
 pin_project! {
-    #[project = KindProjection]
+    #[project = AdmissionProjection]
     #[derive(Debug)]
-    enum Kind<F, C> {
+    enum Admission<F, C> {
         Called {
             #[pin]
             future: F,
@@ -38,7 +38,7 @@ pin_project! {
 impl<F, C> ResponseFuture<F, C> {
     pub(super) fn called(future: F, permit: Permit<Arc<Breaker>>, classifier: C) -> Self {
         Self {
-            kind: Kind::Called {
+            admission: Admission::Called {
                 future,
                 permit: Some(permit),
                 classifier,
@@ -48,7 +48,7 @@ impl<F, C> ResponseFuture<F, C> {
 
     pub(super) fn rejected(rejected: Rejected) -> Self {
         Self {
-            kind: Kind::Rejected {
+            admission: Admission::Rejected {
                 rejected: Some(rejected),
             },
         }
@@ -64,8 +64,8 @@ where
     type Output = Result<Response, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProjection::Called {
+        match self.project().admission.project() {
+            AdmissionProjection::Called {
                 future,
                 permit,
                 classifier,
@@ -76,7 +76,7 @@ where
                 }
                 Poll::Ready(result.map_err(Into::into))
             }
-            KindProjection::Rejected { rejected } => match rejected.take() {
+            AdmissionProjection::Rejected { rejected } => match rejected.take() {
                 Some(rejected) => Poll::Ready(Err(Box::new(rejected))),
                 None => panic!("ResponseFuture polled after completion"),
             },

@@ -8,11 +8,13 @@ use axum::http::{Response, StatusCode};
 
 use crate::fallback::CachedResponse;
 use crate::fallback::degraded::FALLBACK_HEADER;
+use crate::outcome::FallbackKind;
 use crate::upstream::UpstreamResponse;
 
 use super::headers::strip_hop_by_hop;
 
-/// A JSON error exactly `{"error": code, "message": text}`.
+/// A JSON error exactly `{"error": code, "message": text}`: the one error body of the HTTP
+/// surface, for the api's errors and the pipeline's alike.
 pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     /// Serialised straight from the fields (no intermediate `Value` map); field order as above.
     #[derive(serde::Serialize)]
@@ -52,10 +54,10 @@ pub(crate) fn with_retry_after(mut response: Response<Body>, secs: u64) -> Respo
     response
 }
 
-pub(crate) fn mark_fallback(response: &mut Response<Body>, kind: &'static str) {
+pub(crate) fn mark_fallback(response: &mut Response<Body>, kind: FallbackKind) {
     response
         .headers_mut()
-        .insert(FALLBACK_HEADER, HeaderValue::from_static(kind));
+        .insert(FALLBACK_HEADER, HeaderValue::from_static(kind.as_str()));
 }
 
 /// The upstream's answer with its body streamed, hop-by-hop headers removed.
@@ -94,8 +96,9 @@ pub(crate) fn from_cache(cached: CachedResponse, now: SystemTime) -> Response<Bo
         .unwrap_or(Duration::ZERO)
         .as_secs();
     headers.insert(header::AGE, HeaderValue::from(age));
-    headers.insert(FALLBACK_HEADER, HeaderValue::from_static("cache"));
-    assemble(status, headers, Body::from(cached.body))
+    let mut response = assemble(status, headers, Body::from(cached.body));
+    mark_fallback(&mut response, FallbackKind::Cache);
+    response
 }
 
 #[cfg(test)]

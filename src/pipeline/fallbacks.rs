@@ -86,7 +86,7 @@ impl Pipeline {
                     "durability": durability,
                 });
                 let mut response = answer::json(StatusCode::ACCEPTED, body.to_string());
-                answer::mark_fallback(&mut response, "queue");
+                answer::mark_fallback(&mut response, FallbackKind::Queue);
                 Some(response)
             }
             Err(QueueError::Full { .. }) => {
@@ -99,7 +99,7 @@ impl Pipeline {
                 let response = json_error(StatusCode::SERVICE_UNAVAILABLE, "queue_full", &message);
                 Some(with_retry_after(
                     response,
-                    retry_after_secs(upstream.open_for()),
+                    retry_after_secs(upstream.breaker().until_half_open()),
                 ))
             }
             Err(QueueError::ShuttingDown) => None,
@@ -137,7 +137,7 @@ fn last_resort(upstream: &Upstream, cause: Cause, outcome: &mut ProxyOutcome) ->
         }
         Cause::Failed(error) => {
             served_by(outcome, FallbackKind::Error);
-            let secs = retry_after_secs(upstream.open_for());
+            let secs = retry_after_secs(upstream.breaker().until_half_open());
             if error.kind == FailureKind::Timeout {
                 let message = format!(
                     "upstream `{name}` did not answer within {}",

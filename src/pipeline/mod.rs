@@ -24,6 +24,7 @@ use crate::upstream::{CallEnd, OutgoingRequest, Upstream, is_failure};
 
 pub use crate::outcome::{Decision, FallbackKind, ProxyOutcome};
 pub use crate::upstream::{BadPath, check_tail, path_and_query};
+pub(crate) use answer::json_error;
 pub use answer::retry_after_secs;
 pub use headers::{outgoing as outgoing_headers, strip_hop_by_hop};
 
@@ -173,7 +174,6 @@ impl Pipeline {
         outcome: &mut ProxyOutcome,
     ) -> Response<Body> {
         let call = upstream.call(request).await;
-        outcome.outcome = call.attempts.last().map(|a| a.outcome);
         outcome.attempts = call.attempts;
         outcome.retry_stop = call.retry_stop;
         let cause = match call.end {

@@ -7,45 +7,15 @@
 mod parse;
 mod render;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 pub use render::{render, render_at};
 
 /// How long [`fetch`] waits for the gateway.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One breaker as the admin API reports it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BreakerRow {
-    /// The breaker's name.
-    pub name: String,
-    /// `closed`, `open`, `half_open`, `forced_open` or `disabled`.
-    pub state: String,
-    /// Calls with an outcome plus rejected calls.
-    pub total_requests: u64,
-    /// Calls that succeeded.
-    pub successful_requests: u64,
-    /// Calls that failed (timeouts excluded).
-    pub failed_requests: u64,
-    /// Calls that timed out.
-    pub timeouts: u64,
-    /// Calls turned away.
-    pub rejected_requests: u64,
-    /// Calls slower than the slow-call duration.
-    pub slow_requests: u64,
-    /// Failures and timeouts since the last success.
-    pub consecutive_failures: u64,
-    /// Failed share of the window's calls, in percent.
-    pub error_rate: f64,
-    /// When the last failure was recorded.
-    pub last_failure_time: Option<SystemTime>,
-    /// When the last success was recorded.
-    pub last_success_time: Option<SystemTime>,
-    /// When the current state began.
-    pub state_changed_at: Option<SystemTime>,
-    /// Time left until an open breaker lets a probe through.
-    pub retry_after: Option<Duration>,
-}
+/// One breaker as the admin API reports it: the snapshot JSON the gateway writes.
+pub use crate::api::SnapshotJson as BreakerRow;
 
 /// Why [`fetch`] could not read the breakers.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,9 @@
 //! The metric names, label values and latency buckets of DESIGN.md's "Metrics" table: the
-//! contract dashboards and alert rules are written against, spelled once.
-
-use crate::breaker::Outcome;
+//! contract dashboards and alert rules are written against, spelled once. The `outcome` and
+//! `kind` values are the outcome vocabulary's own ([`CallOutcome`], [`FallbackKind`]).
+//!
+//! [`CallOutcome`]: crate::outcome::CallOutcome
+//! [`FallbackKind`]: crate::outcome::FallbackKind
 
 /// `breakerbox_breaker_state{breaker,state}`: 1 for the current state, 0 for every other.
 pub const BREAKER_STATE: &str = "breakerbox_breaker_state";
@@ -31,16 +33,18 @@ pub const CONFIG_RELOADS: &str = "breakerbox_config_reloads_total";
 /// `breakerbox_build_info{version}`: always 1.
 pub const BUILD_INFO: &str = "breakerbox_build_info";
 
-/// Values of `outcome` for a permitted call (the ones the duration histogram carries).
-pub const PERMITTED_OUTCOMES: [&str; 3] = ["success", "failure", "timeout"];
-/// The `outcome` of a call the breaker turned away.
-pub const REJECTED: &str = "rejected";
-/// Values of `kind` on `breakerbox_fallbacks_total`.
-pub const FALLBACK_KINDS: [&str; 4] = ["cache", "degraded", "queue", "error"];
+/// `result` on `breakerbox_retries_total`: retries made.
+pub const RETRY_ATTEMPTED: &str = "attempted";
+/// `result` on `breakerbox_retries_total`: a retry the budget refused.
+pub const RETRY_BUDGET_EXHAUSTED: &str = "budget_exhausted";
 /// Values of `result` on `breakerbox_retries_total`.
-pub const RETRY_RESULTS: [&str; 2] = ["attempted", "budget_exhausted"];
+pub const RETRY_RESULTS: [&str; 2] = [RETRY_ATTEMPTED, RETRY_BUDGET_EXHAUSTED];
+/// `result` on `breakerbox_config_reloads_total`: the new configuration is in force.
+pub const RELOAD_SUCCESS: &str = "success";
+/// `result` on `breakerbox_config_reloads_total`: the old configuration stays.
+pub const RELOAD_FAILURE: &str = "failure";
 /// Values of `result` on `breakerbox_config_reloads_total`.
-pub const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
+pub const RELOAD_RESULTS: [&str; 2] = [RELOAD_SUCCESS, RELOAD_FAILURE];
 
 /// Upper bounds of the latency buckets, in seconds: the OpenTelemetry HTTP advisory buckets
 /// (5 ms … 10 s) with 1 ms in front, since a loopback upstream answers well under 5 ms.
@@ -48,77 +52,74 @@ pub const DURATION_BUCKETS: [f64; 15] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-/// The `outcome` label of a permitted call, `None` for an outcome that records nothing.
-pub fn outcome_label(outcome: Outcome) -> Option<&'static str> {
-    match outcome {
-        Outcome::Success => Some("success"),
-        // A Retry-After answer is a failure the upstream asked us to back off from.
-        Outcome::Failure | Outcome::RetryAfter(_) => Some("failure"),
-        Outcome::Timeout => Some("timeout"),
-        Outcome::Ignored => None,
-    }
-}
-
 /// Every metric with its type and `# HELP` text (`promtool check metrics` wants one).
-pub(super) const DESCRIPTIONS: [(&str, Kind, &str); 13] = [
+pub(super) const DESCRIPTIONS: [(&str, MetricType, &str); 13] = [
     (
         BREAKER_STATE,
-        Kind::Gauge,
+        MetricType::Gauge,
         "1 for the breaker's current state, 0 for every other",
     ),
     (
         STATE_SINCE,
-        Kind::Gauge,
+        MetricType::Gauge,
         "When the breaker's current state began, in Unix seconds",
     ),
-    (TRANSITIONS, Kind::Counter, "Breaker state changes"),
+    (TRANSITIONS, MetricType::Counter, "Breaker state changes"),
     (
         CALLS,
-        Kind::Counter,
+        MetricType::Counter,
         "Calls by outcome: success, failure, timeout, rejected",
     ),
     (
         CALL_DURATION,
-        Kind::Histogram,
+        MetricType::Histogram,
         "Latency of permitted calls in seconds",
     ),
     (
         FAILURE_RATIO,
-        Kind::Gauge,
+        MetricType::Gauge,
         "Failure rate over the rolling window, 0-1; -1 until the window holds minimum_calls",
     ),
     (
         FALLBACKS,
-        Kind::Counter,
+        MetricType::Counter,
         "Answers given by a fallback instead of the upstream",
     ),
-    (QUEUE_DEPTH, Kind::Gauge, "Requests waiting for replay"),
+    (
+        QUEUE_DEPTH,
+        MetricType::Gauge,
+        "Requests waiting for replay",
+    ),
     (
         SLOW_CALLS,
-        Kind::Counter,
+        MetricType::Counter,
         "Permitted calls slower than slow_call_duration",
     ),
     (
         RETRIES,
-        Kind::Counter,
+        MetricType::Counter,
         "Retries attempted, and retries refused by the retry budget",
     ),
     (
         STORE_DEGRADED,
-        Kind::Gauge,
+        MetricType::Gauge,
         "1 while the store is unreachable and the queue and cache live in memory",
     ),
     (
         CONFIG_RELOADS,
-        Kind::Counter,
+        MetricType::Counter,
         "Configuration reloads by result",
     ),
-    (BUILD_INFO, Kind::Gauge, "Always 1; the version is a label"),
+    (
+        BUILD_INFO,
+        MetricType::Gauge,
+        "Always 1; the version is a label",
+    ),
 ];
 
 /// A metric's type, for its description.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Kind {
+pub(super) enum MetricType {
     Counter,
     Gauge,
     Histogram,

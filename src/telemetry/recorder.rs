@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::names::{
-    BUILD_INFO, CALL_DURATION, CONFIG_RELOADS, DESCRIPTIONS, DURATION_BUCKETS, Kind,
-    RELOAD_RESULTS, STORE_DEGRADED,
+    BUILD_INFO, CALL_DURATION, CONFIG_RELOADS, DESCRIPTIONS, DURATION_BUCKETS, MetricType,
+    RELOAD_FAILURE, RELOAD_RESULTS, RELOAD_SUCCESS, STORE_DEGRADED,
 };
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -46,16 +46,20 @@ fn build() -> Result<PrometheusBuilder, BuildError> {
 fn describe() {
     for (name, kind, help) in DESCRIPTIONS {
         match kind {
-            Kind::Counter => metrics::describe_counter!(name, help),
-            Kind::Gauge => metrics::describe_gauge!(name, help),
-            Kind::Histogram => metrics::describe_histogram!(name, help),
+            MetricType::Counter => metrics::describe_counter!(name, help),
+            MetricType::Gauge => metrics::describe_gauge!(name, help),
+            MetricType::Histogram => metrics::describe_histogram!(name, help),
         }
     }
 }
 
 /// Counts one configuration reload.
 pub(super) fn config_reloaded(success: bool) {
-    let result = if success { "success" } else { "failure" };
+    let result = if success {
+        RELOAD_SUCCESS
+    } else {
+        RELOAD_FAILURE
+    };
     metrics::counter!(CONFIG_RELOADS, "result" => result).increment(1);
 }
 

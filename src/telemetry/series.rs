@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use metrics::{Counter, Gauge, Histogram};
 
 use super::names::{
-    BREAKER_STATE, CALL_DURATION, CALLS, FAILURE_RATIO, FALLBACK_KINDS, FALLBACKS,
-    PERMITTED_OUTCOMES, QUEUE_DEPTH, REJECTED, RETRIES, SLOW_CALLS, STATE_SINCE, TRANSITIONS,
+    BREAKER_STATE, CALL_DURATION, CALLS, FAILURE_RATIO, FALLBACKS, QUEUE_DEPTH, RETRIES,
+    RETRY_ATTEMPTED, RETRY_BUDGET_EXHAUSTED, SLOW_CALLS, STATE_SINCE, TRANSITIONS,
 };
 use crate::breaker::{Outcome, State};
-use crate::outcome::FallbackKind;
+use crate::outcome::{CallOutcome, FallbackKind};
 
 /// Every series of one breaker (`breaker` label = its configured name).
 #[derive(Debug)]
@@ -21,14 +21,14 @@ pub(super) struct BreakerSeries {
     since: Gauge,
     /// `[from][to]`; `None` on the diagonal (a state never changes into itself).
     transitions: [[Option<Counter>; State::ALL.len()]; State::ALL.len()],
-    /// By [`PERMITTED_OUTCOMES`].
-    calls: [Counter; 3],
+    /// By [`CallOutcome::PERMITTED`].
+    calls: [Counter; CallOutcome::PERMITTED.len()],
     rejected: Counter,
-    /// By [`PERMITTED_OUTCOMES`].
-    durations: [Histogram; 3],
+    /// By [`CallOutcome::PERMITTED`].
+    durations: [Histogram; CallOutcome::PERMITTED.len()],
     failure_ratio: Gauge,
-    /// By [`FALLBACK_KINDS`].
-    fallbacks: [Counter; 4],
+    /// By [`FallbackKind::ALL`].
+    fallbacks: [Counter; FallbackKind::ALL.len()],
     queue_depth: Gauge,
     slow: Counter,
     retries_attempted: Counter,
@@ -52,26 +52,28 @@ impl BreakerSeries {
                 })
             })
         });
-        let calls = PERMITTED_OUTCOMES
-            .map(|outcome| metrics::counter!(CALLS, "breaker" => name(), "outcome" => outcome));
-        let durations = PERMITTED_OUTCOMES.map(
-            |outcome| metrics::histogram!(CALL_DURATION, "breaker" => name(), "outcome" => outcome),
+        let calls = CallOutcome::PERMITTED.map(
+            |outcome| metrics::counter!(CALLS, "breaker" => name(), "outcome" => outcome.as_str()),
         );
-        let fallbacks = FALLBACK_KINDS
-            .map(|kind| metrics::counter!(FALLBACKS, "breaker" => name(), "kind" => kind));
+        let durations = CallOutcome::PERMITTED.map(|outcome| {
+            metrics::histogram!(CALL_DURATION, "breaker" => name(), "outcome" => outcome.as_str())
+        });
+        let fallbacks = FallbackKind::ALL
+            .map(|kind| metrics::counter!(FALLBACKS, "breaker" => name(), "kind" => kind.as_str()));
+        let rejected = CallOutcome::Rejected.as_str();
         let series = Self {
             state,
             since: metrics::gauge!(STATE_SINCE, "breaker" => name()),
             transitions,
             calls,
-            rejected: metrics::counter!(CALLS, "breaker" => name(), "outcome" => REJECTED),
+            rejected: metrics::counter!(CALLS, "breaker" => name(), "outcome" => rejected),
             durations,
             failure_ratio: metrics::gauge!(FAILURE_RATIO, "breaker" => name()),
             fallbacks,
             queue_depth: metrics::gauge!(QUEUE_DEPTH, "breaker" => name()),
             slow: metrics::counter!(SLOW_CALLS, "breaker" => name()),
-            retries_attempted: metrics::counter!(RETRIES, "breaker" => name(), "result" => "attempted"),
-            retries_refused: metrics::counter!(RETRIES, "breaker" => name(), "result" => "budget_exhausted"),
+            retries_attempted: metrics::counter!(RETRIES, "breaker" => name(), "result" => RETRY_ATTEMPTED),
+            retries_refused: metrics::counter!(RETRIES, "breaker" => name(), "result" => RETRY_BUDGET_EXHAUSTED),
             showing: Mutex::new(()),
         };
         // A counter exists in the exposition once registered; adding 0 says so explicitly and
@@ -118,13 +120,10 @@ impl BreakerSeries {
 
     /// Records one permitted attempt; `slow_after` is the breaker's `slow_call_duration`.
     pub(super) fn attempt(&self, outcome: Outcome, took: Duration, slow_after: Option<Duration>) {
-        let i = match outcome {
-            Outcome::Success => 0,
-            Outcome::Failure | Outcome::RetryAfter(_) => 1,
-            Outcome::Timeout => 2,
-            // The breaker recorded nothing either.
-            Outcome::Ignored => return,
+        let Some(counted) = CallOutcome::of(outcome) else {
+            return;
         };
+        let i = counted as usize;
         self.calls[i].increment(1);
         self.durations[i].record(took.as_secs_f64());
         // The breaker's own rule (`>=`), on the same measurement it was given.
@@ -140,13 +139,7 @@ impl BreakerSeries {
 
     /// Counts an answer given by a fallback.
     pub(super) fn fallback(&self, kind: FallbackKind) {
-        let i = match kind {
-            FallbackKind::Cache => 0,
-            FallbackKind::Degraded => 1,
-            FallbackKind::Queue => 2,
-            FallbackKind::Error => 3,
-        };
-        self.fallbacks[i].increment(1);
+        self.fallbacks[kind as usize].increment(1);
     }
 
     /// Counts retries made, and a retry the budget refused.

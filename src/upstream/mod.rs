@@ -110,12 +110,6 @@ impl Upstream {
         &self.budget
     }
 
-    /// Time left until the breaker turns half-open, if it is open.
-    pub fn open_for(&self) -> Option<Duration> {
-        let until = self.breaker.next_deadline()?;
-        Some(until.saturating_duration_since(self.breaker.clock().now()))
-    }
-
     /// Sends `request`, retrying an idempotent one that failed while the retry budget, the
     /// breaker and the call timeout allow. The whole call, retries and backoff included, ends
     /// within the upstream's `call_timeout`.
