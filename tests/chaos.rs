@@ -10,6 +10,9 @@
 //! `CHAOS_SOAK_SECS=600 cargo test --release --test chaos -- --nocapture` (or
 //! `scripts/soak 10`), and then also asserts the gateway's memory stays flat.
 
+// Real servers and processes run in real time: waiting on them reads the system's clock.
+#![allow(clippy::disallowed_methods)]
+
 mod chaos_support;
 
 use std::collections::{BTreeMap, BTreeSet};

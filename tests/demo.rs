@@ -1,6 +1,9 @@
 //! The demo upstreams on real loopback sockets, phase by phase, with tokio's clock paused and
 //! moved only by `advance`.
 
+// Real servers and processes run in real time: waiting on them reads the system's clock.
+#![allow(clippy::disallowed_methods)]
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

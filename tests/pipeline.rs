@@ -1,6 +1,9 @@
 //! The proxy pipeline against real loopback upstreams: forwarding, header and path rules, and
 //! the error answers (the other fallbacks are in tests/proxy_fallbacks.rs).
 
+// Real servers and processes run in real time: waiting on them reads the system's clock.
+#![allow(clippy::disallowed_methods)]
+
 mod proxy_support;
 
 use std::net::SocketAddr;

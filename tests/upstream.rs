@@ -1,6 +1,9 @@
 //! The upstream client against real loopback servers: classification, retries within budget
 //! and breaker, queue replay, health probes.
 
+// Real servers and processes run in real time: waiting on them reads the system's clock.
+#![allow(clippy::disallowed_methods)]
+
 mod proxy_support;
 
 use std::sync::atomic::Ordering::SeqCst;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -42,7 +42,7 @@ fn all_snapshots(gateway: &Gateway) -> Value {
     json!({
         "success": true,
         "data": data,
-        "meta": { "timestamp": timestamp(SystemTime::now()), "count": count },
+        "meta": { "timestamp": timestamp(gateway.clock().wall()), "count": count },
     })
 }
 
@@ -50,7 +50,7 @@ fn one(breaker: &Breaker, message: Option<&str>) -> Value {
     let mut body = json!({
         "success": true,
         "data": Written::from(&breaker.snapshot()),
-        "meta": { "timestamp": timestamp(SystemTime::now()), "name": breaker.name().as_ref() },
+        "meta": { "timestamp": timestamp(breaker.clock().wall()), "name": breaker.name().as_ref() },
     });
     if let Some(message) = message {
         body["message"] = json!(message);
@@ -154,7 +154,7 @@ pub(super) async fn queue(State(gateway): State<Arc<Gateway>>, headers: HeaderMa
         "success": true,
         "data": by_upstream,
         "meta": {
-            "timestamp": timestamp(SystemTime::now()),
+            "timestamp": timestamp(gateway.clock().wall()),
             "pending": depth.pending,
             // `false` while the database could not be asked: `pending` then counts only the
             // requests held in memory.

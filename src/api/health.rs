@@ -2,7 +2,7 @@
 //! `/health/detailed` (every dependency, its breaker and the process figures).
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::{Extension, Json};
@@ -14,8 +14,8 @@ use crate::gateway::Gateway;
 use crate::upstream::HealthStatus;
 
 /// `GET /health`
-pub(super) async fn live() -> Json<Value> {
-    Json(json!({ "status": "healthy", "timestamp": timestamp(SystemTime::now()) }))
+pub(super) async fn live(State(gateway): State<Arc<Gateway>>) -> Json<Value> {
+    Json(json!({ "status": "healthy", "timestamp": timestamp(gateway.clock().wall()) }))
 }
 
 /// `GET /health/detailed`
@@ -107,7 +107,7 @@ fn build(gateway: &Gateway) -> Value {
     );
     json!({
         "status": if degraded { "degraded" } else { "healthy" },
-        "timestamp": timestamp(SystemTime::now()),
+        "timestamp": timestamp(gateway.clock().wall()),
         "services": services,
         "system": gateway.system(),
     })

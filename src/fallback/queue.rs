@@ -12,7 +12,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::{Notify, watch};
@@ -54,7 +54,7 @@ pub struct RequestQueue {
     every: Duration,
     /// When finished requests were last pruned: at most once per `prune_every`, however
     /// often replayers are woken or requests delivered.
-    pruned_at: Mutex<Option<Instant>>,
+    pruned_at: Mutex<Option<tokio::time::Instant>>,
     prune_every: Duration,
 }
 
@@ -150,7 +150,7 @@ impl RequestQueue {
             if pruned_at.is_some_and(|at| at.elapsed() < self.prune_every) {
                 return Ok(0);
             }
-            *pruned_at = Some(Instant::now());
+            *pruned_at = Some(tokio::time::Instant::now());
         }
         self.store.prune_finished().await
     }

@@ -15,12 +15,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use crate::breaker::{Breaker, BreakerConfig, Clock, Listener, Registry, Snapshot};
+use crate::breaker::{Breaker, BreakerConfig, Clock, Listener, Nanos, Registry, Snapshot};
 use crate::coarse_clock::CoarseClock;
 use crate::config::{Config, DATABASE_BREAKER};
 use crate::fallback::cache::{CacheLimits, ResponseCache};
@@ -66,7 +66,8 @@ pub struct Gateway {
     queue: Arc<RequestQueue>,
     replayers: Replayers,
     probes: Mutex<BTreeMap<String, ProbeHandle>>,
-    started: Instant,
+    /// When the gateway started, on its clock.
+    started: Nanos,
     in_flight: AtomicUsize,
     system: system::Sampler,
     shutdown: watch::Sender<bool>,
@@ -115,6 +116,7 @@ impl Gateway {
         )
         .with_max_body_bytes(config.server.max_body_bytes);
         let (shutdown, _) = watch::channel(false);
+        let started = clock.now();
         let gateway = Arc::new_cyclic(|this| Gateway {
             in_force: ArcSwap::from_pointee(InForce {
                 config: Arc::new(config.clone()),
@@ -137,7 +139,7 @@ impl Gateway {
             ),
             queue,
             probes: Mutex::new(BTreeMap::new()),
-            started: Instant::now(),
+            started,
             in_flight: AtomicUsize::new(0),
             system: system::Sampler::default(),
             shutdown,
@@ -206,7 +208,7 @@ impl Gateway {
 
     /// Time since start.
     pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
+        self.clock.now().saturating_duration_since(self.started)
     }
 
     /// Requests being served now.

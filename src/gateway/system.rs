@@ -2,7 +2,9 @@
 //! look, uptime and requests in flight. Read from `/proc` on Linux; absent elsewhere.
 
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::Serialize;
 

@@ -2,6 +2,9 @@
 //! the test's `BREAKERBOX_*` variables, ready once `/health` answers 200, stopped by a signal,
 //! killed on drop if a test failed before it stopped.
 
+// Real servers and processes run in real time: waiting on them reads the system's clock.
+#![allow(clippy::disallowed_methods)]
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -1,5 +1,8 @@
 //! Store fixtures: configuration, queued requests, a recording `Deliver`, bounded waiting.
 
+// Real servers and processes run in real time: waiting on them reads the system's clock.
+#![allow(clippy::disallowed_methods)]
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 

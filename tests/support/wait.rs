@@ -1,5 +1,8 @@
 //! Waiting for a condition with a deadline, polled in real time (real servers, real processes).
 
+// Real servers and processes run in real time: waiting on them reads the system's clock.
+#![allow(clippy::disallowed_methods)]
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
