@@ -20,6 +20,8 @@ const ADMIN: &str = "adm-7f3c9e1b5d2a4c6e8f0a1b3c";
 const VIEWER: &str = "vw-2b4d6f8a0c1e3a5c7e9b1d3f";
 const WRONG: &str = "wr-9e8d7c6b5a4f3e2d1c0b9a8f";
 const UPSTREAM_SECRET: &str = "up-5a6b7c8d9e0f1a2b3c4d5e6f";
+/// Sent in the query, as TMDB's `api_key` and Plex's `X-Plex-Token` are.
+const QUERY_SECRET: &str = "qs-8c7b6a5f4e3d2c1b0a9f8e7d";
 
 fn write_config(dir: &Path, port: u16, upstream: &TestUpstream) -> PathBuf {
     let path = dir.join("breakerbox.toml");
@@ -76,7 +78,9 @@ async fn exercise(base: &str) -> Vec<u16> {
         .expect("answers");
     statuses.push(odd.status().as_u16());
     let proxied = client
-        .get(format!("{base}/proxy/echo/secret"))
+        .get(format!(
+            "{base}/proxy/echo/secret?api_key={QUERY_SECRET}&page=2"
+        ))
         .bearer_auth(UPSTREAM_SECRET)
         .send()
         .await
@@ -129,6 +133,13 @@ async fn logs_of_a_run(level: &str, format: Option<&str>) -> String {
             .is_some_and(|v| v.as_bytes() == format!("Bearer {UPSTREAM_SECRET}").as_bytes())),
         "the proxied Authorization reached the upstream (so it went through the logged path)"
     );
+    assert!(
+        upstream
+            .seen()
+            .iter()
+            .any(|s| s.query.as_deref() == Some(&format!("api_key={QUERY_SECRET}&page=2"))),
+        "the query's secret reached the upstream as sent"
+    );
     trip(&gateway.base).await;
     // SIGTERM: the gateway drains and flushes its logs.
     gateway.signal("TERM");
@@ -144,7 +155,7 @@ fn assert_no_secret(logs: &str, format: &str) {
         "{format}: request spans are logged"
     );
     assert!(logs.lines().count() > 20, "{format}: trace level is on");
-    for secret in [ADMIN, VIEWER, WRONG, UPSTREAM_SECRET] {
+    for secret in [ADMIN, VIEWER, WRONG, UPSTREAM_SECRET, QUERY_SECRET] {
         // Also a fragment, in case a line were cut or a value partly masked.
         for needle in [secret, &secret[..12]] {
             if let Some(line) = logs.lines().find(|line| line.contains(needle)) {
