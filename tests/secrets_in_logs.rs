@@ -319,6 +319,15 @@ fn check_config_never_prints_a_url_credential() {
             !printed.contains(secret),
             "{url}: the secret was printed: {printed}"
         );
+        // The same line broken: a syntax error quotes its line.
+        let broken = dir.0.join(format!("broken-{i}.toml"));
+        std::fs::write(&broken, format!("[store]\nurl = \"{url}\" junk\n")).expect("write");
+        let printed = check_config_output(&broken);
+        assert!(printed.contains("invalid TOML"), "{url}: {printed}");
+        assert!(
+            !printed.contains(secret),
+            "{url}: the secret was printed: {printed}"
+        );
     }
     // An upstream URL with credentials is refused; the refusal does not repeat the password,
     // nor does a query secret (also refused: an upstream URL has no query).
