@@ -103,14 +103,34 @@ fn redact_params(text: &str) -> Cow<'_, str> {
 /// Whether a parameter called `name` (as written, maybe `%`-encoded) carries a secret. Broad
 /// on purpose: hiding a harmless value costs nothing, showing a secret cannot be undone.
 fn names_a_secret(name: &str) -> bool {
-    let decoded = form_urlencoded::parse(name.as_bytes())
-        .next()
-        .map_or_else(|| name.to_owned(), |(key, _)| key.into_owned());
-    let bare: String = decoded
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
+    // Names are read on every traced request: no allocation unless there is `%` to decode or
+    // the name is unusually long.
+    let decoded = if name.contains(['%', '+']) {
+        form_urlencoded::parse(name.as_bytes())
+            .next()
+            .map_or(Cow::Borrowed(name), |(key, _)| Cow::Owned(key.into_owned()))
+    } else {
+        Cow::Borrowed(name)
+    };
+    let letters = decoded
+        .bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|b| b.to_ascii_lowercase());
+    let mut short = [0u8; 64];
+    if decoded.len() <= short.len() {
+        let mut len = 0;
+        for b in letters {
+            short[len] = b;
+            len += 1;
+        }
+        is_secret_name(std::str::from_utf8(&short[..len]).unwrap_or_default())
+    } else {
+        is_secret_name(&String::from_utf8(letters.collect()).unwrap_or_default())
+    }
+}
+
+/// `bare`: a parameter name in lower case, letters and digits only.
+fn is_secret_name(bare: &str) -> bool {
     const WITHIN: [&str; 11] = [
         "pass",
         "pwd",
@@ -125,12 +145,36 @@ fn names_a_secret(name: &str) -> bool {
         "session",
     ];
     const EXACTLY: [&str; 3] = ["key", "sig", "jwt"];
-    WITHIN.iter().any(|w| bare.contains(w)) || EXACTLY.contains(&bare.as_str())
+    WITHIN.iter().any(|w| bare.contains(w)) || EXACTLY.contains(&bare)
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Whatever a password holds (`@`, `/`, `?`, `#`, `:`, `%`), and wherever a secret
+        /// parameter sits in the query, the secret is not shown.
+        #[test]
+        fn no_password_or_secret_parameter_is_ever_shown(
+            user in "[a-z]{1,8}",
+            password in "Z[a-zA-Z0-9@/?#:%&=._~-]{3,16}",
+            host in "[a-z]{1,8}(:[0-9]{1,5})?",
+            name in "(password|sslpassword|passwd|api_key|X-Plex-Token|access_token|Pass%77ord)",
+            before in "(sslmode=disable&)?",
+            secret in "Y[a-zA-Z0-9._~-]{5,12}",
+        ) {
+            let url = format!("postgres://{user}:{password}@{host}/db");
+            let shown = redact_url(&url);
+            prop_assert!(!shown.contains(&password), "{url} -> {shown}");
+            let url = format!("http://{host}/x?{before}{name}={secret}&page=2");
+            let shown = redact_url(&url);
+            prop_assert!(!shown.contains(&secret), "{url} -> {shown}");
+            prop_assert!(shown.ends_with("&page=2"), "{url} -> {shown}");
+        }
+    }
 
     #[test]
     fn every_credential_form_is_hidden() {
@@ -185,6 +229,11 @@ mod tests {
                 "http://a/cb#token=<redacted>&state=1",
             ),
             ("/items?TOKEN=x9;page=2", "/items?TOKEN=<redacted>;page=2"),
+            ("/x?a+token=x12", "/x?a+token=<redacted>"),
+            (
+                "/x?a_very_long_parameter_name_that_goes_on_and_on_and_on_then_says_token=x13",
+                "/x?a_very_long_parameter_name_that_goes_on_and_on_and_on_then_says_token=<redacted>",
+            ),
             // Both at once.
             (
                 "postgres://gw:x10@db/gw?password=x11",
