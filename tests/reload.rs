@@ -223,3 +223,32 @@ async fn a_file_replaced_by_rename_applies_at_once() {
     println!("reload latencies after a rename: {latencies:?}");
     assert!(logs.contains("configuration reloaded"), "{logs}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_without_admin_tokens_serves_and_warns() {
+    let echo = TestUpstream::start().await;
+    let dir = TempDir::new();
+    let port = free_port();
+    let file = dir.0.join("breakerbox.toml");
+    let without_tokens = text(&dir.0, port, &[("echo", &echo)]).replace(
+        &format!("[[admin.tokens]]\nname = \"ops\"\ntoken = \"{ADMIN}\"\nrole = \"admin\"\n"),
+        "",
+    );
+    assert!(!without_tokens.contains("admin.tokens"));
+    std::fs::write(&file, without_tokens).expect("config written");
+    let output = Output::Combined(dir.0.join("gateway.log"));
+    let env = [("BREAKERBOX_LOG", "info")];
+    let mut gateway = GatewayProcess::serve(&file, Listen::Port(port), &env, output).await;
+    let proxied = reqwest::get(format!("{}/proxy/echo/items", gateway.base))
+        .await
+        .expect("answers");
+    assert_eq!(proxied.status().as_u16(), 200);
+    gateway.signal("TERM");
+    gateway.wait_exit(LIMIT).await;
+    let logs = gateway.log_text();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("WARN") && l.contains("no admin token is configured")),
+        "{logs}"
+    );
+}

@@ -329,6 +329,28 @@ fn check_config_never_prints_a_url_credential() {
             "{url}: the secret was printed: {printed}"
         );
     }
+    // The same from the environment, over a file without a store URL.
+    let file = dir.0.join("plain.toml");
+    std::fs::write(&file, "[upstreams.svc]\nurl = \"http://127.0.0.1:8081\"\n").expect("write");
+    for (form, secret) in URL_SECRETS {
+        let url = form.replace("{port}", "5432");
+        let output = support::gateway_process::command()
+            .arg("check-config")
+            .arg(&file)
+            .env("BREAKERBOX_STORE_URL", &url)
+            .output()
+            .expect("runs");
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(printed.contains("127.0.0.1"), "{url}: {printed}");
+        assert!(
+            !printed.contains(secret),
+            "{url}: the secret was printed: {printed}"
+        );
+    }
     // An upstream URL with credentials is refused; the refusal does not repeat the password,
     // nor does a query secret (also refused: an upstream URL has no query).
     for (i, (url, secret)) in [
