@@ -231,3 +231,26 @@ async fn fetch_passes_other_statuses_on_with_their_message() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn fetch_errors_never_repeat_a_password_in_the_url() {
+    let addr = gateway().await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr")
+    };
+    for (url, expected) in [
+        (format!("http://ops:pw-9c8b7a6d@{addr}"), "answered 401"),
+        (
+            format!("http://ops:pw-9c8b7a6d@{closed}"),
+            "connection refused",
+        ),
+        (format!("http://{addr}/?token=pw-9c8b7a6d"), "answered"),
+    ] {
+        let err = status::fetch(&url, None).await.expect_err("refused");
+        let message = err.to_string();
+        assert!(message.contains(expected), "{url}: {message}");
+        assert!(message.contains("<redacted>"), "{url}: {message}");
+        assert!(!message.contains("pw-9c8b7a6d"), "{url}: {message}");
+    }
+}

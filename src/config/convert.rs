@@ -16,7 +16,7 @@ use super::types::{
     AdminConfig, ChaosConfig, Config, DATABASE_BREAKER, Defaults, Fallback, HealthConfig, Role,
     Secret, SecretSource, ServerConfig, StoreConfig, Token, UpstreamConfig,
 };
-use super::url::{StoreUrl, UpstreamUrl, redact_password};
+use super::url::{StoreUrl, UpstreamUrl};
 
 /// The environment, for `token_env`.
 pub(crate) type Env = BTreeMap<String, String>;
@@ -305,10 +305,9 @@ impl TryFrom<In<'_, RawStore>> for StoreConfig {
     fn try_from(i: In<'_, RawStore>) -> Result<Self, Refusal> {
         let s = &i.raw.own;
         let (key, url) = key!(s, url.as_deref());
-        let url = StoreUrl::parse(url.unwrap_or(StoreConfig::DEFAULT_URL)).map_err(|why| {
-            let shown = format!("{:?}", redact_password(url.unwrap_or_default()));
-            i.refuse(key, why).value(shown)
-        })?;
+        // The refusal shows the value as written, its credentials hidden by the error itself.
+        let url = StoreUrl::parse(url.unwrap_or(StoreConfig::DEFAULT_URL))
+            .map_err(|why| i.refuse(key, why))?;
         let d = &i.up.defaults;
         Ok(StoreConfig {
             url,

@@ -1,11 +1,13 @@
 //! The one error a configuration can fail with: which file, which key, what value, and why.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use toml::{Table, Value};
 
 use super::raw::{INNER, RawConfig, join};
+use super::redact::redact_urls_in;
 
 /// Where a refused value came from: a key of the file, or an environment variable overriding one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,12 +102,17 @@ impl ConfigError {
         kind: ErrorKind,
         reason: impl Into<String>,
     ) -> Self {
+        // Every value and reason is shown: a URL in either keeps no credential.
+        let hide = |text: String| match redact_urls_in(&text) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(redacted) => redacted,
+        };
         Self(Box::new(Inner {
             file: file.to_owned(),
             position: None,
             key,
-            value: value.into(),
-            reason: reason.into(),
+            value: hide(value.into()),
+            reason: hide(reason.into()),
             kind,
         }))
     }
@@ -287,7 +294,8 @@ fn show(value: &Value, secret: bool) -> String {
     if secret {
         return "<redacted>".to_owned();
     }
-    let text = value.to_string();
+    // Before shortening: a cut URL could lose the `@` that marks its password.
+    let text = redact_urls_in(&value.to_string()).into_owned();
     if text.chars().count() > 80 {
         let short: String = text.chars().take(77).collect();
         format!("{short}...")

@@ -43,6 +43,7 @@ mod convert;
 mod env;
 mod error;
 mod raw;
+mod redact;
 mod render;
 mod syntax;
 mod types;
@@ -55,6 +56,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use error::{ConfigError, ErrorKind, Key};
+pub use redact::{redact_url, redact_urls_in};
 pub use render::REDACTED;
 pub use types::{
     AdminConfig, ChaosConfig, Config, DATABASE_BREAKER, Defaults, Fallback, HealthConfig, Role,

@@ -4,6 +4,8 @@ use std::fmt;
 
 use url::{ParseError, Url};
 
+use super::redact::redact_url;
+
 /// The base URL of an upstream: `http` or `https`, a host, an optional port and base path; no
 /// query, fragment or credentials. A trailing `/` is dropped so paths can be appended.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -144,7 +146,18 @@ impl StoreUrl {
             return Err("must not contain spaces or control characters".into());
         }
         let unsupported = "unsupported database; use sqlite://FILE or postgres://user@host/db";
-        let parsed = Url::parse(text).map_err(|_| unsupported.to_owned())?;
+        // A `/`, `?` or `#` left unencoded in a password makes the parser read a port or a
+        // path there; say so instead of calling the database unsupported.
+        let unencoded = "cannot be parsed: a `/`, `?` or `#` in the user name or password must be \
+                         percent-encoded (`%2F`, `%3F`, `%23`)";
+        let parsed = Url::parse(text).map_err(|_| {
+            if text.contains('@') {
+                unencoded
+            } else {
+                unsupported
+            }
+            .to_owned()
+        })?;
         let names_something = parsed.host_str().is_some_and(|h| !h.is_empty())
             || !parsed.path().trim_start_matches('/').is_empty();
         let kind = match parsed.scheme() {
@@ -156,6 +169,12 @@ impl StoreUrl {
             }
             _ => return Err(unsupported.into()),
         };
+        if kind == StoreKind::Postgres {
+            if parsed.path().contains('@') {
+                return Err(unencoded.into());
+            }
+            check_postgres_parameters(&parsed)?;
+        }
         // Kept as given: it is what the database driver reads.
         Ok(StoreUrl {
             url: text.to_owned(),
@@ -173,25 +192,48 @@ impl StoreUrl {
         self.kind
     }
 
-    /// The URL with any password replaced by `<redacted>`.
+    /// The URL with every credential replaced by `<redacted>` ([`redact_url`]).
     pub fn redacted(&self) -> String {
-        redact_password(&self.url)
+        redact_url(&self.url).into_owned()
     }
 }
 
-/// `scheme://user:secret@host` → `scheme://user:<redacted>@host`; other text unchanged.
-pub(crate) fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    match rest[..at].split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:<redacted>{}", &rest[at..]),
-        None => url.to_owned(),
+/// The query parameters the PostgreSQL driver (sqlx) reads; it would log any other one with its
+/// value, a misspelt `password` included.
+const POSTGRES_PARAMETERS: [&str; 19] = [
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+    "options[NAME]",
+];
+
+fn check_postgres_parameters(url: &Url) -> Result<(), String> {
+    for (name, _) in url.query_pairs() {
+        let known = POSTGRES_PARAMETERS.contains(&&*name)
+            || (name.starts_with("options[") && name.ends_with(']'));
+        if !known {
+            return Err(format!(
+                "`{name}` is not a connection parameter of PostgreSQL URLs; known: {}",
+                POSTGRES_PARAMETERS.join(", ")
+            ));
+        }
     }
+    Ok(())
 }
 
 impl fmt::Display for StoreUrl {
@@ -267,6 +309,24 @@ mod tests {
                 .expect_err("mysql")
                 .contains("unsupported")
         );
+        for (bad, why) in [
+            ("postgres://gw:a/b@db/gw", "percent-encoded"),
+            ("postgres://gw:a?b@db/gw", "percent-encoded"),
+            ("postgres://gw:12/b@db/gw", "percent-encoded"),
+            (
+                "postgres://db/gw?passwd=x",
+                "`passwd` is not a connection parameter",
+            ),
+            (
+                "postgres://db/gw?Pass%77ord=x",
+                "`Password` is not a connection parameter",
+            ),
+        ] {
+            let err = StoreUrl::parse(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let url = "postgres://gw@db/gw?password=x&sslmode=require&options[statement_timeout]=5s";
+        assert!(StoreUrl::parse(url).is_ok());
         assert!(
             StoreUrl::parse("sqlite://")
                 .expect_err("empty")

@@ -9,6 +9,8 @@ mod render;
 
 use std::time::Duration;
 
+use crate::config::redact_url;
+
 pub use render::{render, render_at};
 
 /// How long [`fetch`] waits for the gateway.
@@ -88,33 +90,40 @@ pub enum StatusError {
 pub async fn fetch(url: &str, token: Option<&str>) -> Result<Vec<BreakerRow>, StatusError> {
     let base = base_url(url);
     let endpoint = format!("{base}/admin/breakers");
+    // Errors name the URL; a password or token in it is not repeated.
+    let shown = redact_url(&base).into_owned();
+    let shown_endpoint = redact_url(&endpoint).into_owned();
     let client = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .build()
         .map_err(|e| StatusError::Unreachable {
-            url: base.clone(),
+            url: shown.clone(),
             why: innermost(&e),
         })?;
     let mut request = client.get(&endpoint);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.map_err(|e| transport(&base, &e))?;
+    let response = request.send().await.map_err(|e| transport(&shown, &e))?;
     let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(|e| transport(&base, &e))?;
+    let body = response.bytes().await.map_err(|e| transport(&shown, &e))?;
     match status {
         200 => parse::rows(&body).map_err(|what| StatusError::Json {
-            url: endpoint,
+            url: shown_endpoint,
             what,
         }),
-        401 => Err(StatusError::Unauthorized { url: endpoint }),
-        403 => Err(StatusError::Forbidden { url: endpoint }),
+        401 => Err(StatusError::Unauthorized {
+            url: shown_endpoint,
+        }),
+        403 => Err(StatusError::Forbidden {
+            url: shown_endpoint,
+        }),
         _ => {
             let message = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v.get("message")?.as_str().map(str::to_owned));
             Err(StatusError::Status {
-                url: endpoint,
+                url: shown_endpoint,
                 status,
                 message,
             })

@@ -18,6 +18,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::tracing_setup::tracing_enabled;
 use crate::breaker::{Breaker, State, Transition};
+use crate::config::redact_url;
 use crate::outcome::{Attempt, Decision};
 
 /// The server span of a request proxied to `upstream` (a configured name, never the raw path),
@@ -119,12 +120,23 @@ pub fn client_span(method: &Method, uri: &Uri, number: u32) -> Span {
         http.request.method = method.as_str(),
         server.address = uri.host(),
         server.port = uri.port_u16().or_else(|| default_port(uri.scheme_str())),
-        url.full = uri.to_string(),
+        // The caller's query may carry a credential (`api_key`, `X-Plex-Token`): hidden, as
+        // the semantic conventions ask of `url.full`.
+        url.full = full_url(uri),
         http.request.resend_count = (number > 0).then_some(number),
         http.response.status_code = Empty,
         error.type = Empty,
         otel.status_code = Empty,
     )
+}
+
+/// `uri` as text, its credentials redacted.
+fn full_url(uri: &Uri) -> String {
+    let text = uri.to_string();
+    match redact_url(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(redacted) => redacted,
+    }
 }
 
 /// The port a URL of `scheme` means when it names none.
