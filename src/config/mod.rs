@@ -57,8 +57,8 @@ use std::path::Path;
 pub use error::{ConfigError, ErrorKind, Key};
 pub use render::REDACTED;
 pub use types::{
-    AdminConfig, ChaosConfig, Config, DATABASE_BREAKER, Defaults, Fallback, HealthConfig, Role,
-    Secret, SecretSource, ServerConfig, StoreConfig, Token, UpstreamConfig,
+    AdminConfig, ChaosConfig, Config, Credentials, DATABASE_BREAKER, Defaults, Fallback,
+    HealthConfig, Role, Secret, SecretSource, ServerConfig, StoreConfig, Token, UpstreamConfig,
 };
 pub use url::{StoreKind, StoreUrl, UpstreamUrl};
 

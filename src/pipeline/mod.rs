@@ -19,6 +19,7 @@ use tracing::Instrument as _;
 use crate::config::Fallback;
 use crate::fallback::Enqueue;
 use crate::fallback::cache::ResponseCache;
+use crate::fallback::cache_key;
 use crate::telemetry;
 use crate::upstream::{CallEnd, OutgoingRequest, Upstream, is_failure};
 
@@ -203,11 +204,13 @@ impl Pipeline {
             && request.method == Method::GET
             && capture::may_store(&request.headers, &response);
         if cacheable {
+            let credentials = &upstream.config().credentials;
+            let target = cache_key::target(credentials, &request.headers, &request.path_and_query);
             capture::store_and_answer(
                 &self.cache,
                 upstream.name(),
                 upstream.breaker().clock().wall(),
-                request,
+                (request, target.into_owned()),
                 response,
             )
             .await

@@ -1,0 +1,180 @@
+//! What a stored answer is filed under, so that the cache never serves one client's answer to
+//! another: a request's credentials are part of its key (hashed), and an answer's `Vary` is
+//! honoured.
+//!
+//! Why a key rather than refusing to cache: the seed services that fall back to the cache (TMDB,
+//! Plex) carry a token on every request, so refusing would leave them no cache at all. A key
+//! holding the SHA-256 of the credentials serves each client its own answers and nobody else's,
+//! and keeps the credentials themselves out of memory dumps and the store.
+
+use std::borrow::Cow;
+
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, COOKIE, VARY};
+use sha2::{Digest, Sha256};
+
+use crate::config::Credentials;
+
+use super::CachedResponse;
+
+/// Separates a path and query from the hash of its credentials in a key. A request target
+/// never holds `#` (the path rules refuse it), so a client cannot spell another's key.
+const CREDENTIALS_MARK: &str = "#credentials=";
+
+/// The stored pseudo-header holding the hash of the request headers the answer's `Vary` names.
+/// Not a valid header name, so it is never served and cannot collide with a real header.
+pub const VARIANT: &str = ":variant";
+
+/// The key below the upstream that a GET for `path_and_query` with `headers` is filed under: the
+/// path and query without the parameters `credentials` lists, followed, when the request carries
+/// any credential (`Authorization`, `Cookie`, the listed headers and parameters), by
+/// `#credentials=` and the SHA-256 of them all. Borrowed when the request carries none.
+pub fn target<'a>(
+    credentials: &Credentials,
+    headers: &HeaderMap,
+    path_and_query: &'a str,
+) -> Cow<'a, str> {
+    let mut found: Vec<(u8, Cow<'_, str>, Cow<'_, [u8]>)> = Vec::new();
+    for name in [AUTHORIZATION.as_str(), COOKIE.as_str()]
+        .into_iter()
+        .chain(credentials.headers.iter().map(String::as_str))
+    {
+        for value in headers.get_all(name) {
+            found.push((b'h', Cow::Borrowed(name), Cow::Borrowed(value.as_bytes())));
+        }
+    }
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    };
+    let mut kept: Vec<&str> = Vec::new();
+    if let Some(query) = query {
+        for pair in query.split('&') {
+            match credential_param(credentials, pair) {
+                Some((name, value)) => found.push((b'q', name, value)),
+                None => kept.push(pair),
+            }
+        }
+    }
+    if found.is_empty() {
+        return Cow::Borrowed(path_and_query);
+    }
+    // The same credentials in another order are the same client.
+    found.sort_unstable();
+    let mut hash = Sha256::new();
+    for (kind, name, value) in &found {
+        hash.update([*kind]);
+        for part in [name.as_bytes(), value.as_ref()] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+    }
+    let mut key = String::with_capacity(path_and_query.len() + CREDENTIALS_MARK.len() + 64);
+    key.push_str(path);
+    if !kept.is_empty() {
+        key.push('?');
+        key.push_str(&kept.join("&"));
+    }
+    key.push_str(CREDENTIALS_MARK);
+    push_hex(&mut key, &hash.finalize());
+    Cow::Owned(key)
+}
+
+/// The decoded name (lower case) and value of `pair` if its name is a credential parameter.
+/// Names are compared decoded and without case: an upstream reading `api%5Fkey` or `API_KEY`
+/// as `api_key` must not see a token the key ignored.
+fn credential_param<'a>(
+    credentials: &Credentials,
+    pair: &'a str,
+) -> Option<(Cow<'a, str>, Cow<'a, [u8]>)> {
+    if credentials.params.is_empty() || pair.is_empty() {
+        return None;
+    }
+    let (name, value) = url::form_urlencoded::parse(pair.as_bytes()).next()?;
+    let name = name.to_ascii_lowercase();
+    if !credentials.params.contains(&name) {
+        return None;
+    }
+    let value = match value {
+        Cow::Borrowed(v) => Cow::Borrowed(v.as_bytes()),
+        Cow::Owned(v) => Cow::Owned(v.into_bytes()),
+    };
+    Some((Cow::Owned(name), value))
+}
+
+/// The field names an answer's `Vary` lists, lower case; `None` for `Vary: *`, which no
+/// request matches.
+pub fn vary_names(response: &HeaderMap) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    for value in response.get_all(VARY) {
+        // An unreadable Vary cannot be matched: treat it as `*`.
+        let text = value.to_str().ok()?;
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if name == "*" {
+                return None;
+            }
+            let name = name.to_ascii_lowercase();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names.sort_unstable();
+    Some(names)
+}
+
+/// The hash of `request`'s values of the headers `names` (sorted, lower case), as the
+/// [`VARIANT`] pseudo-header keeps it. Hashed: a `Vary: Cookie` must not store the cookie.
+pub fn variant(names: &[String], request: &HeaderMap) -> String {
+    let mut hash = Sha256::new();
+    for name in names {
+        hash.update((name.len() as u64).to_be_bytes());
+        hash.update(name.as_bytes());
+        for value in request.get_all(name.as_str()) {
+            hash.update([1]);
+            hash.update((value.len() as u64).to_be_bytes());
+            hash.update(value.as_bytes());
+        }
+        hash.update([0]);
+    }
+    let mut text = String::with_capacity(64);
+    push_hex(&mut text, &hash.finalize());
+    text
+}
+
+/// Whether `cached` may answer a request with `headers`: it has no `Vary`, or the request's
+/// values of the headers it names are those of the request that produced it.
+pub fn serves(cached: &CachedResponse, headers: &HeaderMap) -> bool {
+    let mut vary = cached
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case(VARY.as_str()))
+        .peekable();
+    if vary.peek().is_none() {
+        return true;
+    }
+    let mut response = HeaderMap::new();
+    for (_, value) in vary {
+        match axum::http::HeaderValue::from_bytes(value) {
+            Ok(value) => response.append(VARY, value),
+            Err(_) => return false,
+        };
+    }
+    let Some(names) = vary_names(&response) else {
+        return false;
+    };
+    let stored = cached
+        .headers
+        .iter()
+        .find(|(name, _)| name == VARIANT)
+        .map(|(_, value)| value.as_slice());
+    stored == Some(variant(&names, headers).as_bytes())
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+}

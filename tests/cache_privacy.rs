@@ -1,0 +1,198 @@
+//! The cache fallback never serves one client's answer to another: requests with credentials
+//! are filed under their credentials, `Vary` is honoured, and the headers that shape an answer
+//! without being in the key are the gateway's own unless a trusted proxy set them. Real loopback
+//! upstreams; the breaker is forced open so the fallback answers.
+
+// Real servers run in real time: the cache stamps entries with the system's clock.
+#![allow(clippy::disallowed_methods)]
+
+mod proxy_support;
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use breakerbox::fallback::cache::{CacheLimits, ResponseCache};
+use breakerbox::pipeline::{FallbackKind, Pipeline};
+use proxy_support::{TestUpstream, assert_error, json, pipeline, send, upstream};
+use support::store::open;
+use support::temp_dir::TempDir;
+use support::wait::wait_until;
+
+const CACHE: &str = "fallback = \"cache\"\ncache_ttl = \"1h\"";
+
+fn request(uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut builder = Request::builder().uri(uri);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Body::empty()).expect("request")
+}
+
+/// Sends `uri` with `headers` while the upstream answers, then forces its breaker open.
+async fn cached_then_open(
+    p: &Pipeline,
+    server: &TestUpstream,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> Arc<breakerbox::upstream::Upstream> {
+    let up = upstream("plex", &server.url(), CACHE);
+    let tail = tail_of(uri);
+    let (status, _, _, _) = send(p, &up, request(uri, headers), &tail).await;
+    assert_eq!(status, 200, "the upstream answered {uri}");
+    assert!(!p.cache().is_empty(), "{uri} was kept");
+    up.breaker().force_open();
+    up
+}
+
+fn tail_of(uri: &str) -> String {
+    let path = uri.split('?').next().unwrap_or(uri);
+    path.trim_start_matches("/proxy/plex").to_owned()
+}
+
+/// Asserts the open breaker's own 503, not a stored answer.
+async fn not_served(
+    p: &Pipeline,
+    up: &breakerbox::upstream::Upstream,
+    uri: &str,
+    headers: &[(&str, &str)],
+) {
+    let (status, answer_headers, body, outcome) =
+        send(p, up, request(uri, headers), &tail_of(uri)).await;
+    assert_eq!(
+        status,
+        503,
+        "{uri} with {headers:?} must not be served another's answer: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_error(&body, "circuit_open");
+    assert!(!answer_headers.contains_key("x-breakerbox-fallback"));
+    assert_eq!(outcome.fallback, Some(FallbackKind::Error));
+}
+
+/// Asserts a stored answer is served; returns its body as JSON (the echo route's).
+async fn served(
+    p: &Pipeline,
+    up: &breakerbox::upstream::Upstream,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> serde_json::Value {
+    let (status, answer_headers, body, _) = send(p, up, request(uri, headers), &tail_of(uri)).await;
+    assert_eq!(
+        status, 200,
+        "{uri} with {headers:?} is served from the cache"
+    );
+    assert_eq!(answer_headers["x-breakerbox-fallback"], "cache");
+    json(&body)
+}
+
+#[tokio::test]
+async fn an_answer_to_a_cookie_is_never_served_to_another_client() {
+    let server = TestUpstream::start().await;
+    let p = pipeline();
+    let alice = [("cookie", "session=a")];
+    let up = cached_then_open(&p, &server, "/proxy/plex/me", &alice).await;
+    not_served(&p, &up, "/proxy/plex/me", &[]).await;
+    not_served(&p, &up, "/proxy/plex/me", &[("cookie", "session=b")]).await;
+    let body = served(&p, &up, "/proxy/plex/me", &alice).await;
+    assert_eq!(body["headers"]["cookie"], "session=a", "alice's own answer");
+}
+
+#[tokio::test]
+async fn an_answer_to_a_plex_token_header_is_never_served_to_another_client() {
+    let server = TestUpstream::start().await;
+    let p = pipeline();
+    let token = [("x-plex-token", "alice-token")];
+    let up = cached_then_open(&p, &server, "/proxy/plex/library", &token).await;
+    not_served(&p, &up, "/proxy/plex/library", &[]).await;
+    not_served(&p, &up, "/proxy/plex/library", &[("X-Plex-Token", "bob")]).await;
+    not_served(
+        &p,
+        &up,
+        "/proxy/plex/library",
+        &[("x-api-key", "alice-token")],
+    )
+    .await;
+    served(
+        &p,
+        &up,
+        "/proxy/plex/library",
+        &[("X-PLEX-TOKEN", "alice-token")],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_answer_to_a_plex_token_in_the_query_is_kept_without_the_token() {
+    let server = TestUpstream::start().await;
+    let dir = TempDir::new();
+    let store = Arc::new(open(&dir.sqlite_url("cache.db")).await);
+    let cache = ResponseCache::with_store(CacheLimits::default(), store.clone());
+    let p = Pipeline::new(cache, None);
+    // The `status` route answers without echoing the request, so the token can only reach
+    // the database through the key.
+    let uri = "/proxy/plex/status/200?type=1&X-Plex-Token=alice-token";
+    let up = cached_then_open(&p, &server, uri, &[]).await;
+    let on_disk = || {
+        std::fs::read_dir(&dir.0)
+            .expect("the folder")
+            .flatten()
+            .flat_map(|entry| std::fs::read(entry.path()).unwrap_or_default())
+            .collect::<Vec<u8>>()
+    };
+    let contains =
+        |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).any(|w| w == needle);
+    wait_until(
+        "the answer written to SQLite",
+        Duration::from_secs(10),
+        || {
+            let found = contains(&on_disk(), b"/status/200");
+            async move { found }
+        },
+    )
+    .await;
+    assert!(
+        !contains(&on_disk(), b"alice-token"),
+        "the token is never stored in clear"
+    );
+
+    not_served(&p, &up, "/proxy/plex/status/200?type=1", &[]).await;
+    not_served(
+        &p,
+        &up,
+        "/proxy/plex/status/200?type=1&X-Plex-Token=bob",
+        &[],
+    )
+    .await;
+    not_served(&p, &up, "/proxy/plex/status/200?type=1&X-Plex-Token=", &[]).await;
+    let with_header = [("x-plex-token", "alice-token")];
+    not_served(&p, &up, "/proxy/plex/status/200?type=1", &with_header).await;
+    for same in [
+        "/proxy/plex/status/200?type=1&X-Plex-Token=alice-token",
+        "/proxy/plex/status/200?X-Plex-Token=alice-token&type=1",
+        "/proxy/plex/status/200?type=1&x-plex-token=alice-token",
+    ] {
+        let (status, headers, _, _) = send(&p, &up, request(same, &[]), &tail_of(same)).await;
+        assert_eq!(status, 200, "{same} is alice's own");
+        assert_eq!(headers["x-breakerbox-fallback"], "cache");
+    }
+}
+
+#[tokio::test]
+async fn credential_lists_are_configurable_per_upstream() {
+    let server = TestUpstream::start().await;
+    let p = pipeline();
+    let extra =
+        format!("{CACHE}\ncredential_headers = [\"X-Tenant\"]\ncredential_params = [\"sig\"]");
+    let up = upstream("plex", &server.url(), &extra);
+    let tenant = [("x-tenant", "a")];
+    send(&p, &up, request("/proxy/plex/t", &tenant), "/t").await;
+    send(&p, &up, request("/proxy/plex/s?sig=a", &[]), "/s").await;
+    up.breaker().force_open();
+    not_served(&p, &up, "/proxy/plex/t", &[]).await;
+    not_served(&p, &up, "/proxy/plex/s?sig=b", &[]).await;
+    served(&p, &up, "/proxy/plex/t", &tenant).await;
+    served(&p, &up, "/proxy/plex/s?sig=a", &[]).await;
+}
