@@ -196,3 +196,55 @@ async fn credential_lists_are_configurable_per_upstream() {
     served(&p, &up, "/proxy/plex/t", &tenant).await;
     served(&p, &up, "/proxy/plex/s?sig=a", &[]).await;
 }
+
+#[tokio::test]
+async fn an_answer_is_served_only_to_requests_its_vary_headers_match() {
+    let server = TestUpstream::start().await;
+    let p = pipeline();
+    let french = [("accept-language", "fr")];
+    let uri = "/proxy/plex/vary/Accept-Language,X-Theme";
+    let up = cached_then_open(&p, &server, uri, &french).await;
+    not_served(&p, &up, uri, &[("accept-language", "en")]).await;
+    not_served(&p, &up, uri, &[]).await;
+    not_served(
+        &p,
+        &up,
+        uri,
+        &[("accept-language", "fr"), ("x-theme", "dark")],
+    )
+    .await;
+    let body = served(&p, &up, uri, &[("Accept-Language", "fr"), ("x-other", "1")]).await;
+    assert_eq!(body["accept-language"], "fr", "the French answer");
+}
+
+#[tokio::test]
+async fn an_answer_with_vary_star_is_never_kept_nor_served() {
+    let server = TestUpstream::start().await;
+    let p = pipeline();
+    let up = upstream("plex", &server.url(), CACHE);
+    let (status, _, _, _) =
+        send(&p, &up, request("/proxy/plex/vary/star", &[]), "/vary/star").await;
+    assert_eq!(status, 200);
+    let (status, _, _, _) = send(
+        &p,
+        &up,
+        request("/proxy/plex/vary/a,star", &[]),
+        "/vary/a,star",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(p.cache().is_empty(), "`Vary: *` matches no later request");
+    up.breaker().force_open();
+    not_served(&p, &up, "/proxy/plex/vary/star", &[]).await;
+
+    // One kept by an older gateway (the store outlives versions) is not served either.
+    p.cache().insert(breakerbox::fallback::CachedResponse {
+        upstream: "plex".into(),
+        path_and_query: "/old".into(),
+        status: 200,
+        headers: vec![("vary".into(), b"*".to_vec())],
+        body: bytes::Bytes::from_static(b"old"),
+        stored_at: std::time::SystemTime::now(),
+    });
+    not_served(&p, &up, "/proxy/plex/old", &[]).await;
+}
