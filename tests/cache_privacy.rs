@@ -248,3 +248,126 @@ async fn an_answer_with_vary_star_is_never_kept_nor_served() {
     });
     not_served(&p, &up, "/proxy/plex/old", &[]).await;
 }
+
+/// A request as a client at `client` sends it, spoofing every forwarding header.
+fn spoofed(uri: &str, host: &str) -> Request<Body> {
+    request(
+        uri,
+        &[
+            ("host", host),
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=6.6.6.6;host=evil.example;proto=https"),
+            ("x-real-ip", "6.6.6.6"),
+        ],
+    )
+}
+
+async fn send_from(
+    p: &Pipeline,
+    up: &breakerbox::upstream::Upstream,
+    request: Request<Body>,
+    client: [u8; 4],
+) -> (u16, serde_json::Value) {
+    let tail = tail_of(&request.uri().to_string());
+    let (response, _) = p.proxy_from(up, request, &tail, Some(client.into())).await;
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (status, json(&body))
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_host_is_replaced_and_never_reaches_another_client() {
+    let server = TestUpstream::start().await;
+    let p = pipeline();
+    let up = upstream("plex", &server.url(), CACHE);
+    let (status, _) = send_from(
+        &p,
+        &up,
+        spoofed("/proxy/plex/page", "gw.local"),
+        [10, 0, 0, 9],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let seen = server.last().headers;
+    assert_eq!(
+        seen["x-forwarded-host"], "gw.local",
+        "the Host the client reached"
+    );
+    assert_eq!(seen["x-forwarded-proto"], "http");
+    assert_eq!(seen["x-real-ip"], "10.0.0.9");
+    assert_eq!(seen["x-forwarded-for"], "10.0.0.9");
+    assert!(!seen.contains_key("forwarded"), "{seen:?}");
+
+    // The Host itself is the client's to choose: an answer shaped by another Host is kept apart.
+    let (status, _) = send_from(
+        &p,
+        &up,
+        spoofed("/proxy/plex/other", "evil.example"),
+        [10, 0, 0, 9],
+    )
+    .await;
+    assert_eq!(status, 200);
+    up.breaker().force_open();
+    let (status, body) = send_from(
+        &p,
+        &up,
+        request("/proxy/plex/page", &[("host", "gw.local")]),
+        [10, 0, 0, 7],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["headers"]["x-forwarded-host"], "gw.local");
+    let (status, body) = send_from(
+        &p,
+        &up,
+        request("/proxy/plex/other", &[("host", "gw.local")]),
+        [10, 0, 0, 7],
+    )
+    .await;
+    assert_eq!(
+        status, 503,
+        "evil.example's answer is not gw.local's: {body}"
+    );
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_a_trusted_proxy_are_kept() {
+    let server = TestUpstream::start().await;
+    let trusted = [
+        "10.1.0.0/16".parse().expect("a CIDR"),
+        "192.0.2.7/32".parse().expect("a CIDR"),
+    ];
+    let p = pipeline().with_trusted_proxies(trusted);
+    let up = upstream("plex", &server.url(), "");
+    send_from(
+        &p,
+        &up,
+        spoofed("/proxy/plex/page", "gw.local"),
+        [10, 1, 2, 3],
+    )
+    .await;
+    let seen = server.last().headers;
+    assert_eq!(seen["x-forwarded-host"], "evil.example");
+    assert_eq!(seen["x-forwarded-proto"], "https");
+    assert_eq!(seen["x-real-ip"], "6.6.6.6");
+    assert_eq!(
+        seen["forwarded"],
+        "for=6.6.6.6;host=evil.example;proto=https"
+    );
+
+    // Just outside the trusted range: replaced.
+    send_from(
+        &p,
+        &up,
+        spoofed("/proxy/plex/page", "gw.local"),
+        [10, 2, 0, 1],
+    )
+    .await;
+    let seen = server.last().headers;
+    assert_eq!(seen["x-forwarded-host"], "gw.local");
+    assert_eq!(seen["x-real-ip"], "10.2.0.1");
+    assert!(!seen.contains_key("forwarded"));
+}

@@ -1,6 +1,6 @@
 //! What a stored answer is filed under, so that the cache never serves one client's answer to
-//! another: a request's credentials are part of its key (hashed), and an answer's `Vary` is
-//! honoured.
+//! another: a request's credentials and the host it addressed are part of its key (hashed), and
+//! an answer's `Vary` is honoured.
 //!
 //! Why a key rather than refusing to cache: the seed services that fall back to the cache (TMDB,
 //! Plex) carry a token on every request, so refusing would leave them no cache at all. A key
@@ -17,18 +17,24 @@ use crate::config::Credentials;
 
 use super::CachedResponse;
 
-/// Separates a path and query from the hash of its credentials in a key. A request target
+/// Separates a path and query from the hash of what else it is filed under. A request target
 /// never holds `#` (the path rules refuse it), so a client cannot spell another's key.
-const CREDENTIALS_MARK: &str = "#credentials=";
+const SCOPE_MARK: &str = "#scope=";
+
+/// Headers the gateway sends upstream that shape an answer (absolute links, redirects) without
+/// being in the path: the gateway sets them from the client's `Host` (which the client chooses)
+/// or keeps a trusted proxy's.
+const SHAPING: [&str; 3] = ["forwarded", "x-forwarded-host", "x-forwarded-proto"];
 
 /// The stored pseudo-header holding the hash of the request headers the answer's `Vary` names.
 /// Not a valid header name, so it is never served and cannot collide with a real header.
 pub const VARIANT: &str = ":variant";
 
-/// The key below the upstream that a GET for `path_and_query` with `headers` is filed under: the
-/// path and query without the parameters `credentials` lists, followed, when the request carries
-/// any credential (`Authorization`, `Cookie`, the listed headers and parameters), by
-/// `#credentials=` and the SHA-256 of them all. Borrowed when the request carries none.
+/// The key below the upstream that a GET for `path_and_query` with (outgoing) `headers` is filed
+/// under: the path and query without the parameters `credentials` lists, followed, when the
+/// request carries any credential (`Authorization`, `Cookie`, the listed headers and parameters)
+/// or forwarding header ([`SHAPING`]; `X-Forwarded-Proto: http` is the gateway's own and
+/// counts for nothing), by `#scope=` and the SHA-256 of them all. Borrowed when it has none.
 pub fn target<'a>(
     credentials: &Credentials,
     headers: &HeaderMap,
@@ -41,6 +47,14 @@ pub fn target<'a>(
     {
         for value in headers.get_all(name) {
             found.push((b'h', Cow::Borrowed(name), Cow::Borrowed(value.as_bytes())));
+        }
+    }
+    for name in SHAPING {
+        for value in headers.get_all(name) {
+            if name == "x-forwarded-proto" && value == "http" {
+                continue;
+            }
+            found.push((b'f', Cow::Borrowed(name), Cow::Borrowed(value.as_bytes())));
         }
     }
     let (path, query) = match path_and_query.split_once('?') {
@@ -69,13 +83,13 @@ pub fn target<'a>(
             hash.update(part);
         }
     }
-    let mut key = String::with_capacity(path_and_query.len() + CREDENTIALS_MARK.len() + 64);
+    let mut key = String::with_capacity(path_and_query.len() + SCOPE_MARK.len() + 64);
     key.push_str(path);
     if !kept.is_empty() {
         key.push('?');
         key.push_str(&kept.join("&"));
     }
-    key.push_str(CREDENTIALS_MARK);
+    key.push_str(SCOPE_MARK);
     push_hex(&mut key, &hash.finalize());
     Cow::Owned(key)
 }

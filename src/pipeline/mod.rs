@@ -35,6 +35,7 @@ pub struct Pipeline {
     cache: ResponseCache,
     queue: Option<Arc<dyn Enqueue>>,
     max_body_bytes: usize,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 /// Why the failed call is being answered by a fallback.
@@ -55,7 +56,15 @@ impl Pipeline {
             cache,
             queue,
             max_body_bytes: usize::MAX,
+            trusted_proxies: Arc::new([]),
         }
+    }
+
+    /// Keeps `Forwarded`, `X-Forwarded-Host`, `X-Forwarded-Proto` and `X-Real-IP` from clients
+    /// in these networks (`[server] trusted_proxies`); everyone else's are replaced.
+    pub fn with_trusted_proxies(mut self, nets: impl IntoIterator<Item = ipnet::IpNet>) -> Self {
+        self.trusted_proxies = nets.into_iter().collect();
+        self
     }
 
     /// Refuses request bodies larger than `limit` with 413 (the api layer usually limits them
@@ -153,7 +162,11 @@ impl Pipeline {
             }
         };
         let request = OutgoingRequest {
-            headers: headers::outgoing(parts.headers, client),
+            headers: headers::outgoing(
+                parts.headers,
+                client,
+                headers::is_trusted(&self.trusted_proxies, client),
+            ),
             method: parts.method,
             path_and_query,
             body,
