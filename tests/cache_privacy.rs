@@ -371,3 +371,152 @@ async fn forwarding_headers_from_a_trusted_proxy_are_kept() {
     assert_eq!(seen["x-real-ip"], "10.2.0.1");
     assert!(!seen.contains_key("forwarded"));
 }
+
+mod key_rules {
+    //! The cache-key rules against a model: two requests share a key exactly when they carry the
+    //! same credentials (header and parameter names in any case, in any order) and the same
+    //! other query; no credential value ever appears in a key.
+
+    use axum::http::{HeaderMap, HeaderName, HeaderValue};
+    use breakerbox::config::Credentials;
+    use breakerbox::fallback::cache_key::target;
+    use proptest::prelude::*;
+
+    const HEADERS: [&str; 8] = [
+        "authorization",
+        "cookie",
+        "x-api-key",
+        "x-plex-token",
+        "x-api-token",
+        "proxy-authorization",
+        "accept",
+        "x-other",
+    ];
+    const PARAMS: [&str; 7] = [
+        "x-plex-token",
+        "api_key",
+        "apikey",
+        "token",
+        "access_token",
+        "type",
+        "id",
+    ];
+    const VALUES: [&str; 4] = ["", "SECRETalice", "SECRETbob", "SECRET"];
+
+    #[derive(Debug, Clone)]
+    struct Sent {
+        headers: Vec<(String, &'static str)>,
+        params: Vec<(String, &'static str)>,
+    }
+
+    /// A name from `pool` in a random mix of cases.
+    fn cased(pool: &'static [&'static str]) -> impl Strategy<Value = String> {
+        (0..pool.len(), any::<u64>()).prop_map(move |(i, bits)| {
+            pool[i]
+                .chars()
+                .enumerate()
+                .map(|(n, c)| {
+                    if bits >> (n % 64) & 1 == 1 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        })
+    }
+
+    fn sent() -> impl Strategy<Value = Sent> {
+        let value = (0..VALUES.len()).prop_map(|i| VALUES[i]);
+        (
+            prop::collection::vec((cased(&HEADERS), value.clone()), 0..4),
+            prop::collection::vec((cased(&PARAMS), value), 0..4),
+        )
+            .prop_map(|(headers, mut params)| {
+                // Other parameters take plain values, so a `SECRET` in a key can only be a
+                // credential's.
+                for (name, value) in &mut params {
+                    if ["type", "id"].contains(&name.to_ascii_lowercase().as_str()) {
+                        *value = if value.is_empty() { "" } else { "plain" };
+                    }
+                }
+                Sent { headers, params }
+            })
+    }
+
+    fn key(sent: &Sent) -> String {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &sent.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("a name");
+            headers.append(name, HeaderValue::from_static(value));
+        }
+        let query: Vec<String> = sent
+            .params
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        let path = if query.is_empty() {
+            "/library".to_owned()
+        } else {
+            format!("/library?{}", query.join("&"))
+        };
+        target(&Credentials::default(), &headers, &path).into_owned()
+    }
+
+    /// The model: the credentials as a sorted list of (kind, lower-case name, value), and the
+    /// other parameters as sent.
+    #[allow(clippy::type_complexity)]
+    fn model(
+        sent: &Sent,
+    ) -> (
+        Vec<(char, String, &'static str)>,
+        Vec<(String, &'static str)>,
+    ) {
+        let defaults = Credentials::default();
+        let mut credentials = Vec::new();
+        for (name, value) in &sent.headers {
+            let name = name.to_ascii_lowercase();
+            let always = name == "authorization" || name == "cookie";
+            if always || defaults.headers.contains(&name) {
+                credentials.push(('h', name, *value));
+            }
+        }
+        let mut others = Vec::new();
+        for (name, value) in &sent.params {
+            if defaults.params.contains(&name.to_ascii_lowercase()) {
+                credentials.push(('q', name.to_ascii_lowercase(), *value));
+            } else {
+                others.push((name.clone(), *value));
+            }
+        }
+        credentials.sort();
+        (credentials, others)
+    }
+
+    proptest! {
+        #[test]
+        fn keys_are_shared_exactly_by_the_same_credentials(a in sent(), b in sent()) {
+            let (key_a, key_b) = (key(&a), key(&b));
+            prop_assert_eq!(key_a == key_b, model(&a) == model(&b), "{} / {}", key_a, key_b);
+            prop_assert!(!key_a.contains("SECRET"), "a credential in clear: {}", key_a);
+        }
+
+        #[test]
+        fn the_order_of_credentials_does_not_matter(a in sent()) {
+            let mut reversed = a.clone();
+            reversed.headers.reverse();
+            let (mut others, mut credentials): (Vec<_>, Vec<_>) = reversed
+                .params
+                .iter()
+                .cloned()
+                .partition(|(n, _)| ["type", "id"].contains(&n.to_ascii_lowercase().as_str()));
+            credentials.reverse();
+            others.extend(credentials);
+            reversed.params = others;
+            // Same values per header name keep their relative order only in the model.
+            if model(&reversed) == model(&a) {
+                prop_assert_eq!(key(&reversed), key(&a));
+            }
+        }
+    }
+}
