@@ -76,30 +76,34 @@ pub fn outgoing(
     strip_hop_by_hop(&mut headers);
     let host = headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
-    if !from_trusted_proxy {
+    // One look at the names finds the usual case, none sent, without a lookup per name; past
+    // it, none of them is in the map unless a trusted proxy's is kept.
+    if !from_trusted_proxy && headers.keys().any(|name| SAID_BY_PROXIES.contains(name)) {
         for name in SAID_BY_PROXIES {
             headers.remove(name);
         }
     }
+    let kept =
+        |headers: &HeaderMap, name: &HeaderName| from_trusted_proxy && headers.contains_key(name);
     // Room for the four below, so adding them never regrows the map.
     headers.reserve(4);
-    if let Some(value) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR, value);
-    }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
+    let real_ip = forwarded_for.map(|(chain, client)| {
+        headers.insert(X_FORWARDED_FOR, chain);
+        client
+    });
+    if !kept(&headers, &X_FORWARDED_PROTO) {
         // The gateway itself only speaks plain HTTP; TLS ends in front of it, which sets this.
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
     if let Some(host) = host
-        && !headers.contains_key(&X_FORWARDED_HOST)
+        && !kept(&headers, &X_FORWARDED_HOST)
     {
         headers.insert(X_FORWARDED_HOST, host);
     }
-    if let Some(ip) = client
-        && !headers.contains_key(&X_REAL_IP)
-        && let Ok(value) = HeaderValue::from_str(&address(ip))
+    if let Some(ip) = real_ip
+        && !kept(&headers, &X_REAL_IP)
     {
-        headers.insert(X_REAL_IP, value);
+        headers.insert(X_REAL_IP, ip);
     }
     headers
 }
@@ -110,20 +114,22 @@ pub(crate) fn is_trusted(trusted: &[ipnet::IpNet], client: Option<IpAddr>) -> bo
     !trusted.is_empty() && client.is_some_and(|ip| trusted.iter().any(|net| net.contains(&ip)))
 }
 
-/// The incoming `X-Forwarded-For` chain with `ip` appended.
-fn forwarded_for(incoming: &HeaderMap, ip: IpAddr) -> Option<HeaderValue> {
+/// The incoming `X-Forwarded-For` chain with `ip` appended, and `ip` alone (for `X-Real-IP`).
+fn forwarded_for(incoming: &HeaderMap, ip: IpAddr) -> Option<(HeaderValue, HeaderValue)> {
     let mut prior = incoming
         .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .peekable();
+    let client = HeaderValue::from_str(&address(ip)).ok()?;
     if prior.peek().is_none() {
-        return HeaderValue::from_str(&address(ip)).ok();
+        // Both headers share the one copy of the address.
+        return Some((client.clone(), client));
     }
     let mut chain = prior.collect::<Vec<&str>>().join(", ");
     chain.push_str(", ");
     chain.push_str(&address(ip));
-    HeaderValue::from_str(&chain).ok()
+    Some((HeaderValue::from_str(&chain).ok()?, client))
 }
 
 /// `ip` as text; an IPv4 address written by hand, as `Display` goes through the formatting
