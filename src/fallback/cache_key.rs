@@ -192,3 +192,78 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
         out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use axum::http::HeaderValue;
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    fn cached(pairs: Vec<(String, Vec<u8>)>) -> CachedResponse {
+        CachedResponse {
+            upstream: "tmdb".into(),
+            path_and_query: "/".into(),
+            status: 200,
+            headers: pairs,
+            body: Bytes::new(),
+            stored_at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_request_without_credentials_keeps_its_target_unchanged() {
+        let defaults = Credentials::default();
+        let plain = headers(&[("accept", "*/*"), ("x-forwarded-proto", "http")]);
+        assert!(matches!(
+            target(&defaults, &plain, "/a?b=1&c"),
+            Cow::Borrowed("/a?b=1&c")
+        ));
+    }
+
+    #[test]
+    fn credential_parameters_leave_the_target_and_join_the_hash() {
+        let key = target(
+            &Credentials::default(),
+            &HeaderMap::new(),
+            "/m?api%5Fkey=s3&id=7",
+        );
+        let (path, hash) = key.split_once(SCOPE_MARK).expect("a scope");
+        assert_eq!(path, "/m?id=7");
+        assert_eq!(hash.len(), 64);
+        assert!(!key.contains("s3"));
+        let only = target(&Credentials::default(), &HeaderMap::new(), "/m?token=s3");
+        assert!(only.starts_with("/m#scope="), "{only}");
+    }
+
+    #[test]
+    fn vary_names_are_lower_case_sorted_and_star_matches_nothing() {
+        let names = vary_names(&headers(&[("vary", "X-B, accept"), ("vary", "Accept")]));
+        assert_eq!(names, Some(vec!["accept".to_owned(), "x-b".to_owned()]));
+        assert_eq!(vary_names(&headers(&[("vary", "accept, *")])), None);
+        assert_eq!(vary_names(&HeaderMap::new()), Some(Vec::new()));
+    }
+
+    #[test]
+    fn an_answer_with_vary_but_no_recorded_variant_serves_nobody() {
+        let vary = ("vary".to_owned(), b"accept".to_vec());
+        assert!(!serves(&cached(vec![vary.clone()]), &HeaderMap::new()));
+        let names = vec!["accept".to_owned()];
+        let json = headers(&[("accept", "application/json")]);
+        let recorded = (VARIANT.to_owned(), variant(&names, &json).into_bytes());
+        let entry = cached(vec![vary, recorded]);
+        assert!(serves(&entry, &json));
+        assert!(!serves(&entry, &headers(&[("accept", "text/html")])));
+        assert!(serves(&cached(Vec::new()), &json), "no Vary: everyone");
+    }
+}
