@@ -13,8 +13,8 @@ use super::raw::{
     RawUpstream,
 };
 use super::types::{
-    AdminConfig, ChaosConfig, Config, DATABASE_BREAKER, Defaults, Fallback, HealthConfig, Role,
-    Secret, SecretSource, ServerConfig, StoreConfig, Token, UpstreamConfig,
+    AdminConfig, ChaosConfig, Config, Credentials, DATABASE_BREAKER, Defaults, Fallback,
+    HealthConfig, Role, Secret, SecretSource, ServerConfig, StoreConfig, Token, UpstreamConfig,
 };
 use super::url::{StoreUrl, UpstreamUrl};
 
@@ -99,6 +99,27 @@ impl<'a, R> In<'a, R> {
             Some(d) if d.is_zero() => Err(self.refuse(key, "must be positive")),
             other => Ok(other),
         }
+    }
+
+    /// Names of one kind, each checked by `valid` (which says what it expected), lower-cased
+    /// and without repeats.
+    fn names(
+        &self,
+        (key, v): (&str, Option<&[String]>),
+        valid: fn(&str) -> Result<(), &'static str>,
+    ) -> Result<Option<Vec<String>>, Refusal> {
+        let Some(items) = v else { return Ok(None) };
+        let mut names: Vec<String> = Vec::with_capacity(items.len());
+        for name in items {
+            if let Err(expected) = valid(name) {
+                return Err(self.refuse(key, format!("{name:?} is not {expected}")));
+            }
+            let name = name.to_ascii_lowercase();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        Ok(Some(names))
     }
 
     /// HTTP status codes (100–599), sorted, without repeats.
@@ -228,7 +249,48 @@ impl TryFrom<In<'_, RawServer>> for ServerConfig {
             max_header_bytes: i
                 .int(key!(i.raw, max_header_bytes), 1, i64::MAX)?
                 .unwrap_or(ServerConfig::DEFAULT_MAX_HEADER_BYTES),
+            trusted_proxies: trusted_proxies(&i)?,
         })
+    }
+}
+
+/// `trusted_proxies`: CIDRs (`10.0.0.0/8`, `::1/128`) or bare addresses, one host each.
+fn trusted_proxies(i: &In<'_, RawServer>) -> Result<Vec<ipnet::IpNet>, Refusal> {
+    let (key, list) = key!(i.raw, trusted_proxies.as_deref());
+    let mut nets = Vec::new();
+    for text in list.unwrap_or_default() {
+        let text = text.trim();
+        let net = text
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                let why = format!(
+                    "{text:?} is not a CIDR such as \"10.0.0.0/8\" or \"::1/128\", nor an IP address"
+                );
+                i.refuse(key, why)
+            })?;
+        nets.push(net.trunc());
+    }
+    Ok(nets)
+}
+
+/// A header name: RFC 9110 token characters only.
+fn header_name(name: &str) -> Result<(), &'static str> {
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if !name.is_empty() && name.chars().all(tchar) {
+        Ok(())
+    } else {
+        Err("a header name")
+    }
+}
+
+/// A query parameter name as it appears before `=`, not percent-encoded.
+fn param_name(name: &str) -> Result<(), &'static str> {
+    let plain = |c: char| !c.is_control() && !c.is_whitespace() && !"&=#%+?".contains(c);
+    if !name.is_empty() && name.chars().all(plain) {
+        Ok(())
+    } else {
+        Err("a query parameter name (no spaces, `&`, `=`, `#`, `%`, `+` or `?`)")
     }
 }
 
@@ -295,6 +357,14 @@ impl<O> TryFrom<In<'_, &Layered<O, BreakerKeys, CallKeys>>> for Defaults {
                 .count(key!(c, retry_min_per_second))?
                 .unwrap_or(d.retry_min_per_second),
             cache_ttl: i.positive(key!(c, cache_ttl))?.unwrap_or(d.cache_ttl),
+            credentials: {
+                let headers = i.names(key!(c, credential_headers.as_deref()), header_name)?;
+                let params = i.names(key!(c, credential_params.as_deref()), param_name)?;
+                Credentials::new(
+                    headers.unwrap_or_else(|| d.credentials.headers.clone()),
+                    params.unwrap_or_else(|| d.credentials.params.clone()),
+                )
+            },
         })
     }
 }
@@ -426,6 +496,7 @@ impl TryFrom<In<'_, (String, RawUpstream)>> for UpstreamConfig {
             failure_statuses: own.failure_statuses,
             retry_budget_percent: own.retry_budget_percent,
             retry_min_per_second: own.retry_min_per_second,
+            credentials: own.credentials,
         })
     }
 }

@@ -303,7 +303,7 @@ fn token_env_name(name: &str) -> String {
 }
 
 /// An environment string as the TOML value the key at `target` takes, asked of the raw structs:
-/// the first reading (integer, boolean, list of integers) that the key accepts, else the text as
+/// the first reading (integer, boolean, list of integers, comma-separated list of strings) that the key accepts, else the text as
 /// it is, which the loader then refuses with the usual "expected …, found a string". `None`: no
 /// such key.
 fn typed(target: &Target, raw: &str) -> Option<Value> {
@@ -325,10 +325,17 @@ fn typed(target: &Target, raw: &str) -> Option<Value> {
             .map(|n| n.trim().parse::<i64>().ok().map(Value::Integer))
             .collect()
     };
+    let names = inner
+        .split(',')
+        .map(|n| n.trim().trim_matches('"'))
+        .filter(|n| !n.is_empty())
+        .map(|n| Value::String(n.to_owned()))
+        .collect();
     let readings = [
         text.parse::<i64>().ok().map(Value::Integer),
         boolean.map(Value::Boolean),
         list.map(Value::Array),
+        Some(Value::Array(names)),
         Some(Value::String(raw.to_owned())),
     ];
     for value in readings.into_iter().flatten() {

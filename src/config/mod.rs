@@ -59,8 +59,8 @@ pub use error::{ConfigError, ErrorKind, Key};
 pub use redact::{redact_url, redact_urls_in};
 pub use render::REDACTED;
 pub use types::{
-    AdminConfig, ChaosConfig, Config, DATABASE_BREAKER, Defaults, Fallback, HealthConfig, Role,
-    Secret, SecretSource, ServerConfig, StoreConfig, Token, UpstreamConfig,
+    AdminConfig, ChaosConfig, Config, Credentials, DATABASE_BREAKER, Defaults, Fallback,
+    HealthConfig, Role, Secret, SecretSource, ServerConfig, StoreConfig, Token, UpstreamConfig,
 };
 pub use url::{StoreKind, StoreUrl, UpstreamUrl};
 

@@ -35,6 +35,8 @@ pub(crate) struct RawServer {
     pub(crate) listen: Option<String>,
     pub(crate) max_body_bytes: Option<i64>,
     pub(crate) max_header_bytes: Option<i64>,
+    #[serde(default, deserialize_with = "names")]
+    pub(crate) trusted_proxies: Option<Vec<String>>,
 }
 
 /// `[store]`: its own keys and the `database` breaker's.
@@ -136,6 +138,10 @@ pub(crate) struct CallKeys {
     pub(crate) retry_min_per_second: Option<i64>,
     #[serde(default, with = "duration")]
     pub(crate) cache_ttl: Option<Duration>,
+    #[serde(default, deserialize_with = "names")]
+    pub(crate) credential_headers: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "names")]
+    pub(crate) credential_params: Option<Vec<String>>,
 }
 
 /// No keys: the part of a [`Layered`] table that a section lacks.
@@ -277,6 +283,11 @@ fn percent<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
 
 fn statuses<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<i64>>, D::Error> {
     let what = Expect("an array of HTTP status codes", PhantomData::<Vec<i64>>);
+    d.deserialize_seq(what).map(Some)
+}
+
+fn names<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let what = Expect("an array of strings", PhantomData::<Vec<String>>);
     d.deserialize_seq(what).map(Some)
 }
 

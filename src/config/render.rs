@@ -102,6 +102,8 @@ impl From<&Config> for RawConfig {
                 retry_budget_percent: int(u.retry_budget_percent),
                 retry_min_per_second: int(u.retry_min_per_second),
                 cache_ttl,
+                credential_headers: Some(u.credentials.headers.clone()),
+                credential_params: Some(u.credentials.params.clone()),
             };
             let breaker = (&u.breaker).into();
             (name.clone(), Layered { own, breaker, call })
@@ -119,12 +121,21 @@ impl From<&Config> for RawConfig {
             retry_budget_percent: int(d.retry_budget_percent),
             retry_min_per_second: int(d.retry_min_per_second),
             cache_ttl: Some(d.cache_ttl),
+            credential_headers: Some(d.credentials.headers.clone()),
+            credential_params: Some(d.credentials.params.clone()),
         };
         RawConfig {
             server: Some(RawServer {
                 listen: Some(c.server.listen.to_string()),
                 max_body_bytes: int(c.server.max_body_bytes),
                 max_header_bytes: int(c.server.max_header_bytes),
+                trusted_proxies: Some(
+                    c.server
+                        .trusted_proxies
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                ),
             }),
             store: Some(Layered {
                 own: store,

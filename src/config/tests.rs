@@ -741,3 +741,71 @@ fn misspelt_keys_are_matched_against_every_key_of_their_table() {
         "expected an integer, found a string",
     );
 }
+
+#[test]
+fn credentials_and_trusted_proxies_are_read_checked_and_rendered() {
+    let config = load("", &[]).expect("valid");
+    assert!(
+        config.server.trusted_proxies.is_empty(),
+        "no proxy is trusted by default"
+    );
+    let defaults = &config.defaults.credentials;
+    assert!(defaults.headers.contains(&"x-plex-token".to_owned()));
+    assert!(defaults.params.contains(&"api_key".to_owned()));
+
+    let text = "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\", \"192.168.1.7/24\"]\n\
+                [defaults]\ncredential_params = [\"Sig\"]\n\
+                [upstreams.plex]\nurl = \"http://127.0.0.1:1\"\nfallback = \"cache\"\n\
+                credential_headers = [\"X-Tenant\", \"x-tenant\"]\n";
+    let config = load(text, &[]).expect("valid");
+    let shown: Vec<String> = config
+        .server
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(shown, ["10.0.0.0/8", "::1/128", "192.168.1.0/24"]);
+    let plex = &config.upstreams["plex"].credentials;
+    assert_eq!(
+        (&plex.headers[..], &plex.params[..]),
+        (&["x-tenant".to_owned()][..], &["sig".to_owned()][..])
+    );
+    let again = load(&config.to_toml(), &[]).expect("the rendering loads");
+    assert_eq!(again, config);
+
+    let env = [
+        (
+            "BREAKERBOX_SERVER_TRUSTED_PROXIES",
+            "10.1.0.0/16, 10.2.0.0/16",
+        ),
+        ("BREAKERBOX_UPSTREAMS_PLEX_CREDENTIAL_PARAMS", "auth"),
+    ];
+    let config = load(text, &env).expect("valid");
+    assert_eq!(config.server.trusted_proxies.len(), 2);
+    assert_eq!(config.upstreams["plex"].credentials.params, ["auth"]);
+
+    let up = "[upstreams.plex]\nurl = \"http://127.0.0.1:1\"\n";
+    let err = refused("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]", &[]);
+    check(
+        &err,
+        "server.trusted_proxies",
+        "[\"10.0.0.0/33\"]",
+        "\"10.0.0.0/33\" is not a CIDR",
+    );
+    let err = refused(&format!("{up}credential_headers = [\"X Token\"]"), &[]);
+    check(
+        &err,
+        "upstreams.plex.credential_headers",
+        "[\"X Token\"]",
+        "is not a header name",
+    );
+    let err = refused("[defaults]\ncredential_params = [\"a&b\"]", &[]);
+    check(
+        &err,
+        "defaults.credential_params",
+        "[\"a&b\"]",
+        "is not a query parameter name",
+    );
+    let err = refused("[server]\ntrusted_proxies = \"10.0.0.0/8\"", &[]);
+    assert_eq!(err.key().path(), Some("server.trusted_proxies"), "{err}");
+}

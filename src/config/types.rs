@@ -44,6 +44,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Largest total size of request headers (`max_header_bytes`, default 16 KiB); 431 beyond.
     pub max_header_bytes: usize,
+    /// Clients whose `Forwarded`, `X-Forwarded-Host`, `X-Forwarded-Proto` and `X-Real-IP` are
+    /// passed on (`trusted_proxies`, CIDRs, default none): everyone else's are replaced by the
+    /// gateway's own.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServerConfig {
@@ -193,6 +197,8 @@ pub struct Defaults {
     pub retry_min_per_second: u32,
     /// `cache_ttl` for upstreams with `fallback = "cache"`, default 1 h.
     pub cache_ttl: Duration,
+    /// `credential_headers` and `credential_params`, default [`Credentials::default`].
+    pub credentials: Credentials,
 }
 
 impl Default for Defaults {
@@ -204,7 +210,49 @@ impl Default for Defaults {
             retry_budget_percent: 20,
             retry_min_per_second: 3,
             cache_ttl: Duration::from_secs(3600),
+            credentials: Credentials::default(),
         }
+    }
+}
+
+/// What marks a request as one client's own, for the cache fallback: `Authorization` and
+/// `Cookie` always, and these headers and query parameters (names lower case, compared without
+/// case). An answer to such a request is filed under its credentials, hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Credentials {
+    /// `credential_headers`.
+    pub headers: Vec<String>,
+    /// `credential_params`.
+    pub params: Vec<String>,
+}
+
+impl Credentials {
+    /// Default `credential_headers`: the seed services' token headers.
+    pub const DEFAULT_HEADERS: [&str; 4] = [
+        "x-api-key",
+        "x-plex-token",
+        "x-api-token",
+        "proxy-authorization",
+    ];
+    /// Default `credential_params`: the seed services' token parameters.
+    pub const DEFAULT_PARAMS: [&str; 5] =
+        ["x-plex-token", "api_key", "apikey", "token", "access_token"];
+
+    /// These lists, names lower-cased.
+    pub fn new(headers: Vec<String>, params: Vec<String>) -> Self {
+        let lower = |list: Vec<String>| list.into_iter().map(|n| n.to_ascii_lowercase()).collect();
+        Self {
+            headers: lower(headers),
+            params: lower(params),
+        }
+    }
+}
+
+impl Default for Credentials {
+    fn default() -> Self {
+        let owned = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect();
+        Self::new(owned(&Self::DEFAULT_HEADERS), owned(&Self::DEFAULT_PARAMS))
     }
 }
 
@@ -232,6 +280,8 @@ pub struct UpstreamConfig {
     pub retry_budget_percent: u8,
     /// Retries allowed per second regardless of traffic.
     pub retry_min_per_second: u32,
+    /// What marks a request as one client's own, for the cache fallback.
+    pub credentials: Credentials,
 }
 
 impl UpstreamConfig {

@@ -12,6 +12,7 @@ use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
 pub mod cache;
+pub mod cache_key;
 pub mod degraded;
 mod deliver;
 pub mod queue;

@@ -118,7 +118,8 @@ impl Gateway {
             ResponseCache::with_store(CacheLimits::default(), cache_store),
             Some(enqueue),
         )
-        .with_max_body_bytes(config.server.max_body_bytes);
+        .with_max_body_bytes(config.server.max_body_bytes)
+        .with_trusted_proxies(config.server.trusted_proxies.iter().copied());
         let (shutdown, _) = watch::channel(false);
         let started = clock.now();
         let gateway = Arc::new_cyclic(|this| Gateway {

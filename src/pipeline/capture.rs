@@ -10,16 +10,23 @@ use futures_util::{StreamExt, stream};
 
 use crate::fallback::CachedResponse;
 use crate::fallback::cache::ResponseCache;
+use crate::fallback::cache_key::{self, VARIANT};
 use crate::upstream::{OutgoingRequest, UpstreamResponse};
 
 use super::answer::assemble;
 use super::headers::{strip_hop_by_hop, to_pairs};
 
 /// Whether a shared cache may keep this answer (RFC 9111 §3, the parts that matter for a
-/// cache serving every client): 2xx, not `no-store` or `private`, and not an answer to an
-/// authorised request unless the upstream marked it `public`.
+/// cache serving every client): 2xx, not `no-store` or `private`, not `Vary: *` (no request
+/// matches it), and not an answer to an authorised request unless the upstream marked it
+/// `public`.
 pub(crate) fn may_store(request: &HeaderMap, response: &UpstreamResponse) -> bool {
     if !response.status().is_success() {
+        return false;
+    }
+    if response.headers().contains_key(header::VARY)
+        && cache_key::vary_names(response.headers()).is_none()
+    {
         return false;
     }
     let directives = cache_control(response.headers());
@@ -45,12 +52,13 @@ fn cache_control(headers: &HeaderMap) -> Vec<String> {
 
 /// Reads the answer up to the cache's entry limit, keeps it, and answers with it. An answer
 /// too big to keep, or one whose body breaks, is passed on as it comes, uncached. `now` stamps
-/// the kept answer.
+/// the kept answer; `target` is the request's key below the upstream
+/// ([`cache_key::target`]).
 pub(crate) async fn store_and_answer(
     cache: &ResponseCache,
     upstream: &str,
     now: SystemTime,
-    request: &OutgoingRequest,
+    (request, target): (&OutgoingRequest, String),
     response: UpstreamResponse,
 ) -> Response<Body> {
     let (head, body) = response.into_parts();
@@ -91,11 +99,18 @@ pub(crate) async fn store_and_answer(
     let mut kept = headers.clone();
     // A cookie set for one client must never be handed to another.
     kept.remove(header::SET_COOKIE);
+    let mut pairs = to_pairs(&kept);
+    if kept.contains_key(header::VARY) {
+        // `may_store` refused `Vary: *`, so the names are there.
+        let names = cache_key::vary_names(&kept).unwrap_or_default();
+        let variant = cache_key::variant(&names, &request.headers);
+        pairs.push((VARIANT.to_owned(), variant.into_bytes()));
+    }
     cache.insert(CachedResponse {
         upstream: upstream.to_owned(),
-        path_and_query: request.path_and_query.clone(),
+        path_and_query: target,
         status: status.as_u16(),
-        headers: to_pairs(&kept),
+        headers: pairs,
         body: whole.clone(),
         stored_at: now,
     });

@@ -6,6 +6,7 @@ use axum::http::{Method, Response, StatusCode};
 use uuid::Uuid;
 
 use crate::config::Fallback;
+use crate::fallback::cache_key;
 use crate::fallback::degraded::degraded_response;
 use crate::fallback::{Durability, QueueError, QueueStatus, QueuedRequest};
 use crate::upstream::{FailureKind, OutgoingRequest, Upstream};
@@ -25,11 +26,11 @@ impl Pipeline {
         match &upstream.config().fallback {
             Fallback::Cache { ttl } if request.method == Method::GET => {
                 let now = upstream.breaker().clock().wall();
-                let hit = self
-                    .cache
-                    .get(upstream.name(), &request.path_and_query, *ttl, now)
-                    .await;
-                if let Some(hit) = hit {
+                let credentials = &upstream.config().credentials;
+                let target =
+                    cache_key::target(credentials, &request.headers, &request.path_and_query);
+                let hit = self.cache.get(upstream.name(), &target, *ttl, now).await;
+                if let Some(hit) = hit.filter(|hit| cache_key::serves(hit, &request.headers)) {
                     served_by(outcome, FallbackKind::Cache);
                     return answer::from_cache(hit, now);
                 }

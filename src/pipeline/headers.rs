@@ -1,5 +1,5 @@
 //! Header rules at the proxy boundary: hop-by-hop headers stay on their hop, and the upstream
-//! learns who asked through `X-Forwarded-*`.
+//! learns who asked through `X-Forwarded-*`, as the gateway saw it unless a trusted proxy said.
 
 use std::net::IpAddr;
 
@@ -19,6 +19,16 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Headers that tell the upstream who asked and how; they shape answers (links, redirects) yet
+/// are not in the cache key, so only the gateway or a proxy it trusts may set them.
+const SAID_BY_PROXIES: [HeaderName; 4] = [
+    header::FORWARDED,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PROTO,
+    X_REAL_IP,
+];
 
 /// Removes hop-by-hop headers: the fixed set, every `Proxy-*`, and every header the
 /// `Connection` header names.
@@ -53,45 +63,73 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// The headers to send upstream: the client's end-to-end headers without `Host` (the HTTP
 /// client sets the upstream's) and `Content-Length` (recomputed from the buffered body), plus
-/// `X-Forwarded-For` (the client appended), `X-Forwarded-Proto` and `X-Forwarded-Host`
-/// (kept when a proxy in front set them). Takes the incoming map over rather than copying it.
-pub fn outgoing(mut headers: HeaderMap, client: Option<IpAddr>) -> HeaderMap {
+/// `X-Forwarded-For` (the client appended), `X-Forwarded-Proto`, `X-Forwarded-Host` and
+/// `X-Real-IP`. `Forwarded` and those three are the gateway's own unless `from_trusted_proxy`,
+/// when what the proxy in front set is kept. Takes the incoming map over rather than copying it.
+pub fn outgoing(
+    mut headers: HeaderMap,
+    client: Option<IpAddr>,
+    from_trusted_proxy: bool,
+) -> HeaderMap {
     // Read before anything is removed: `Connection` may name `X-Forwarded-For` itself.
     let forwarded_for = client.and_then(|ip| forwarded_for(&headers, ip));
     strip_hop_by_hop(&mut headers);
     let host = headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
-    // Room for the three below, so adding them never regrows the map.
-    headers.reserve(3);
-    if let Some(value) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR, value);
+    // One look at the names finds the usual case, none sent, without a lookup per name; past
+    // it, none of them is in the map unless a trusted proxy's is kept.
+    if !from_trusted_proxy && headers.keys().any(|name| SAID_BY_PROXIES.contains(name)) {
+        for name in SAID_BY_PROXIES {
+            headers.remove(name);
+        }
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
+    let kept =
+        |headers: &HeaderMap, name: &HeaderName| from_trusted_proxy && headers.contains_key(name);
+    // Room for the four below, so adding them never regrows the map.
+    headers.reserve(4);
+    let real_ip = forwarded_for.map(|(chain, client)| {
+        headers.insert(X_FORWARDED_FOR, chain);
+        client
+    });
+    if !kept(&headers, &X_FORWARDED_PROTO) {
         // The gateway itself only speaks plain HTTP; TLS ends in front of it, which sets this.
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
     if let Some(host) = host
-        && !headers.contains_key(&X_FORWARDED_HOST)
+        && !kept(&headers, &X_FORWARDED_HOST)
     {
         headers.insert(X_FORWARDED_HOST, host);
+    }
+    if let Some(ip) = real_ip
+        && !kept(&headers, &X_REAL_IP)
+    {
+        headers.insert(X_REAL_IP, ip);
     }
     headers
 }
 
-/// The incoming `X-Forwarded-For` chain with `ip` appended.
-fn forwarded_for(incoming: &HeaderMap, ip: IpAddr) -> Option<HeaderValue> {
+/// Whether `client` is one of the `trusted` proxies.
+pub(crate) fn is_trusted(trusted: &[ipnet::IpNet], client: Option<IpAddr>) -> bool {
+    // The usual case, no trusted proxy, costs nothing but this check.
+    !trusted.is_empty() && client.is_some_and(|ip| trusted.iter().any(|net| net.contains(&ip)))
+}
+
+/// The incoming `X-Forwarded-For` chain with `ip` appended, and `ip` alone (for `X-Real-IP`).
+fn forwarded_for(incoming: &HeaderMap, ip: IpAddr) -> Option<(HeaderValue, HeaderValue)> {
     let mut prior = incoming
         .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .peekable();
+    let client = HeaderValue::from_str(&address(ip)).ok()?;
     if prior.peek().is_none() {
-        return HeaderValue::from_str(&address(ip)).ok();
+        // Both headers share the one copy of the address.
+        return Some((client.clone(), client));
     }
     let mut chain = prior.collect::<Vec<&str>>().join(", ");
     chain.push_str(", ");
     chain.push_str(&address(ip));
-    HeaderValue::from_str(&chain).ok()
+    Some((HeaderValue::from_str(&chain).ok()?, client))
 }
 
 /// `ip` as text; an IPv4 address written by hand, as `Display` goes through the formatting
@@ -157,7 +195,7 @@ mod tests {
         headers.insert(header::HOST, HeaderValue::from_static("gw.local"));
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
-        let out = outgoing(headers, Some(IpAddr::from([127, 0, 0, 1])));
+        let out = outgoing(headers, Some(IpAddr::from([127, 0, 0, 1])), false);
         assert_eq!(out["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(out["x-forwarded-proto"], "http");
         assert_eq!(out["x-forwarded-host"], "gw.local");
@@ -174,11 +212,15 @@ mod tests {
         );
         headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
-        let out = outgoing(headers, Some(IpAddr::from([192, 168, 10, 200])));
+        let out = outgoing(headers, Some(IpAddr::from([192, 168, 10, 200])), false);
         assert_eq!(out["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 192.168.10.200");
-        let out = outgoing(HeaderMap::new(), Some("::1".parse().expect("an address")));
+        let out = outgoing(
+            HeaderMap::new(),
+            Some("::1".parse().expect("an address")),
+            false,
+        );
         assert_eq!(out["x-forwarded-for"], "::1");
-        assert!(!outgoing(HeaderMap::new(), None).contains_key("x-forwarded-for"));
+        assert!(!outgoing(HeaderMap::new(), None, false).contains_key("x-forwarded-for"));
     }
 
     #[test]

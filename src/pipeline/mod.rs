@@ -19,6 +19,7 @@ use tracing::Instrument as _;
 use crate::config::Fallback;
 use crate::fallback::Enqueue;
 use crate::fallback::cache::ResponseCache;
+use crate::fallback::cache_key;
 use crate::telemetry;
 use crate::upstream::{CallEnd, OutgoingRequest, Upstream, is_failure};
 
@@ -34,6 +35,7 @@ pub struct Pipeline {
     cache: ResponseCache,
     queue: Option<Arc<dyn Enqueue>>,
     max_body_bytes: usize,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 /// Why the failed call is being answered by a fallback.
@@ -54,7 +56,15 @@ impl Pipeline {
             cache,
             queue,
             max_body_bytes: usize::MAX,
+            trusted_proxies: Arc::new([]),
         }
+    }
+
+    /// Keeps `Forwarded`, `X-Forwarded-Host`, `X-Forwarded-Proto` and `X-Real-IP` from clients
+    /// in these networks (`[server] trusted_proxies`); everyone else's are replaced.
+    pub fn with_trusted_proxies(mut self, nets: impl IntoIterator<Item = ipnet::IpNet>) -> Self {
+        self.trusted_proxies = nets.into_iter().collect();
+        self
     }
 
     /// Refuses request bodies larger than `limit` with 413 (the api layer usually limits them
@@ -152,7 +162,11 @@ impl Pipeline {
             }
         };
         let request = OutgoingRequest {
-            headers: headers::outgoing(parts.headers, client),
+            headers: headers::outgoing(
+                parts.headers,
+                client,
+                headers::is_trusted(&self.trusted_proxies, client),
+            ),
             method: parts.method,
             path_and_query,
             body,
@@ -203,11 +217,13 @@ impl Pipeline {
             && request.method == Method::GET
             && capture::may_store(&request.headers, &response);
         if cacheable {
+            let credentials = &upstream.config().credentials;
+            let target = cache_key::target(credentials, &request.headers, &request.path_and_query);
             capture::store_and_answer(
                 &self.cache,
                 upstream.name(),
                 upstream.breaker().clock().wall(),
-                request,
+                (request, target.into_owned()),
                 response,
             )
             .await

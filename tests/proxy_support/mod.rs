@@ -34,8 +34,8 @@ pub struct Seen {
 /// A loopback HTTP upstream. Routes (by first segment): `status/{code}`,
 /// `retry-after/{code}/{value}`, `slow` (5 s), `delay/{ms}` (200 after `ms`), `fail` (500),
 /// `flaky` (500 for the first `fail_first` requests), `switch` (500 while `broken`), `health`
-/// (500 unless `healthy`), `hop` (answers with hop-by-hop headers), anything else echoes the
-/// request as JSON.
+/// (500 unless `healthy`), `hop` (answers with hop-by-hop headers), `vary/{names}` (echoes
+/// with `Vary: {names}`, `star` standing for `*`), anything else echoes the request as JSON.
 #[derive(Clone)]
 pub struct TestUpstream {
     pub addr: SocketAddr,
@@ -101,6 +101,16 @@ async fn handle(State(up): State<TestUpstream>, request: Request<Body>) -> Respo
             .body(Body::from(body.to_owned()))
             .expect("response")
     };
+    if let ["vary", names, ..] = segments.as_slice() {
+        let names = names.replace("star", "*");
+        let echo = serde_json::json!({ "accept-language": parts.headers.get("accept-language")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()) });
+        return Response::builder()
+            .status(200)
+            .header("vary", names)
+            .body(Body::from(echo.to_string()))
+            .expect("response");
+    }
     match segments.as_slice() {
         ["status", code, ..] => reply(code.parse().unwrap_or(500), "status"),
         ["retry-after", code, value, ..] => {
