@@ -1168,7 +1168,8 @@ fn reset_of_a_closed_breaker_clears_counters_without_a_transition() {
     record(&breaker, Outcome::Success);
     assert_eq!(breaker.reset(), None);
     let snapshot = breaker.snapshot();
-    assert_eq!((snapshot.generation, snapshot.total_requests), (0, 0));
+    // The reset starts generation 1 (calls admitted before it no longer count), with no event.
+    assert_eq!((snapshot.generation, snapshot.total_requests), (1, 0));
     assert!(recorder.events().is_empty());
 }
 
@@ -1290,9 +1291,9 @@ fn every_transition_reaches_each_listener_once() {
     clock.advance(secs(30));
     breaker.try_acquire().expect("probe").success(); // open -> half_open -> closed
     breaker.force_open(); // closed -> forced_open
-    breaker.force_open(); // nothing
+    breaker.force_open(); // no transition, a new generation
     breaker.reset(); // forced_open -> closed
-    breaker.reset(); // nothing
+    breaker.reset(); // no transition, a new generation
     breaker.disable(); // closed -> disabled
     breaker.trip(); // nothing: disabled ends only with reset
     breaker.reset(); // disabled -> closed
@@ -1308,11 +1309,11 @@ fn every_transition_reaches_each_listener_once() {
         (Open, HalfOpen, R::OpenDurationElapsed, 4),
         (HalfOpen, Closed, R::ProbesSucceeded, 5),
         (Closed, ForcedOpen, R::ForcedOpen, 6),
-        (ForcedOpen, Closed, R::Reset, 7),
-        (Closed, Disabled, R::Disabled, 8),
-        (Disabled, Closed, R::Reset, 9),
-        (Closed, Open, R::ManualTrip, 10),
-        (Open, Closed, R::Reset, 11),
+        (ForcedOpen, Closed, R::Reset, 8),
+        (Closed, Disabled, R::Disabled, 10),
+        (Disabled, Closed, R::Reset, 11),
+        (Closed, Open, R::ManualTrip, 12),
+        (Open, Closed, R::Reset, 13),
     ];
     assert_eq!(first.moves(), expected);
     assert_eq!(second.events(), first.events());
@@ -1345,7 +1346,7 @@ fn every_transition_reaches_each_listener_once() {
             None
         ]
     );
-    assert_eq!(breaker.snapshot().generation, 11);
+    assert_eq!(breaker.snapshot().generation, 13);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1485,4 +1486,56 @@ fn slow_success_without_slow_rate_rule_never_trips() {
     assert_eq!(breaker.snapshot().slow_requests, 1);
     record(&breaker, Outcome::Failure);
     assert_eq!(breaker.state(), State::Open);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generations: every operator action starts one
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn reset_of_a_closed_breaker_drops_outcomes_of_calls_admitted_before_it() {
+    let clock = ManualClock::new();
+    let config = quiet().failure_threshold(2).build().expect("valid");
+    let (breaker, recorder) = build(config, &clock);
+    let before = [
+        breaker.try_acquire().expect("closed"),
+        breaker.try_acquire().expect("closed"),
+    ];
+    let generation = breaker.snapshot().generation;
+    assert_eq!(breaker.reset(), None, "already closed: no transition");
+    assert!(
+        breaker.snapshot().generation > generation,
+        "a reset starts a new generation even when closed"
+    );
+    for permit in before {
+        permit.failure();
+    }
+    let after = breaker.snapshot();
+    assert_eq!(after.state, State::Closed, "late failures cannot trip it");
+    assert_eq!((after.consecutive_failures, after.failed_requests), (0, 0));
+    assert!(recorder.events().is_empty());
+    // Calls admitted after the reset count as usual.
+    record(&breaker, Outcome::Failure);
+    record(&breaker, Outcome::Failure);
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[test]
+fn force_open_or_disable_again_starts_a_new_generation() {
+    let clock = ManualClock::new();
+    let config = quiet().failure_threshold(1).build().expect("valid");
+    let (breaker, _) = build(config, &clock);
+    breaker.disable().expect("transition");
+    let admitted = breaker.try_acquire().expect("disabled: every call passes");
+    assert_eq!(breaker.disable(), None, "already disabled: no transition");
+    admitted.failure();
+    assert_eq!(
+        breaker.snapshot().failed_requests,
+        0,
+        "an outcome of the earlier generation is dropped"
+    );
+    breaker.force_open().expect("transition");
+    let generation = breaker.snapshot().generation;
+    assert_eq!(breaker.force_open(), None);
+    assert!(breaker.snapshot().generation > generation);
 }

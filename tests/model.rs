@@ -400,7 +400,14 @@ impl Model {
         }
         // A manual trip does not end a manual state: only reset does.
         let manual = matches!(self.state, State::ForcedOpen | State::Disabled);
-        if self.state == to || (reason == TransitionReason::ManualTrip && manual) {
+        if reason == TransitionReason::ManualTrip && manual {
+            return None;
+        }
+        if self.state == to {
+            // An operator action in the state it asks for still starts a new generation.
+            self.generation += 1;
+            self.probes = 0;
+            self.probe_successes = 0;
             return None;
         }
         Some(self.enter(to, reason, now))

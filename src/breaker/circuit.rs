@@ -495,6 +495,10 @@ impl Breaker {
     /// Moves from whatever the state is to `to` (operator actions). Returns the transition, or
     /// `None` when the breaker already was in `to` (counters are cleared on reset regardless),
     /// or when a manual trip meets a manual state, which only an operator's reset may end.
+    ///
+    /// A reset, force-open or disable starts a new generation even when the state stays as it
+    /// was, so outcomes of calls admitted before it are dropped (gobreaker's rule): a reset breaker
+    /// starts clean, whatever its state was.
     fn transition_from_any(&self, to: State, reason: TransitionReason) -> Option<Transition> {
         let now = self.now();
         let event = {
@@ -503,15 +507,28 @@ impl Breaker {
             if reason == TransitionReason::Reset {
                 self.clear_counters(&mut cold);
             }
-            let from = unpack(word).0;
+            let (from, generation) = unpack(word);
             let manual = matches!(from, State::ForcedOpen | State::Disabled);
-            if from == to || (reason == TransitionReason::ManualTrip && manual) {
+            if reason == TransitionReason::ManualTrip && manual {
+                return None;
+            }
+            if from == to {
+                self.renew_generation(from, generation);
                 return None;
             }
             self.enter(&mut cold, word, to, reason, now)
         };
         self.listeners.notify(&event);
         Some(event)
+    }
+
+    /// Starts a new generation in the same state: earlier permits' outcomes and probe slots no
+    /// longer count. Runs under the transition lock; tells no listener (nothing changed state).
+    fn renew_generation(&self, state: State, generation: u64) {
+        let generation = generation + 1;
+        self.probes.store(tagged(generation, 0), Release);
+        self.probe_successes.store(tagged(generation, 0), Release);
+        self.word.store(pack(state, generation), Release);
     }
 
     /// Sets up `to` and publishes it. Runs under the transition lock.
