@@ -1539,3 +1539,65 @@ fn force_open_or_disable_again_starts_a_new_generation() {
     assert_eq!(breaker.force_open(), None);
     assert!(breaker.snapshot().generation > generation);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A success never trips: the failure rules are judged on failures only
+// ---------------------------------------------------------------------------------------------
+
+/// Minimum 5 calls at 50 %, a slow-call rule configured but out of reach (100 %).
+fn rate_with_slow_rule() -> BreakerConfig {
+    quiet()
+        .minimum_calls(5)
+        .failure_rate_threshold(50)
+        .slow_call_duration(Some(ms(100)))
+        .slow_call_rate_threshold(Some(100))
+        .build()
+        .expect("valid")
+}
+
+#[test]
+fn a_success_never_trips_whatever_its_latency() {
+    for latency in [ms(1), secs(1)] {
+        let clock = ManualClock::new();
+        let (breaker, _) = build(rate_with_slow_rule(), &clock);
+        for _ in 0..3 {
+            record(&breaker, Outcome::Failure);
+        }
+        breaker
+            .try_acquire()
+            .expect("closed")
+            .record_timed(Outcome::Success, ms(1));
+        breaker
+            .try_acquire()
+            .expect("closed")
+            .record_timed(Outcome::Success, latency);
+        assert_eq!(
+            breaker.state(),
+            State::Closed,
+            "3 failures then 2 successes, the last taking {latency:?}: a success does not trip"
+        );
+    }
+}
+
+#[test]
+fn the_failure_that_reaches_the_rate_trips_it() {
+    let clock = ManualClock::new();
+    let (breaker, _) = build(rate_with_slow_rule(), &clock);
+    for _ in 0..2 {
+        record(&breaker, Outcome::Success);
+    }
+    for _ in 0..2 {
+        record(&breaker, Outcome::Failure);
+    }
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "4 calls: below minimum_calls"
+    );
+    record(&breaker, Outcome::Failure);
+    assert_eq!(
+        breaker.state(),
+        State::Open,
+        "2 successes then 3 failures: 60 %"
+    );
+}

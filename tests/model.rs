@@ -344,7 +344,9 @@ impl Model {
                 duration: hint.min(self.config.retry_after_cap()),
             });
         }
-        if self.consecutive_failures >= self.config.failure_threshold() {
+        // A success is judged against the slow-call rule only.
+        let failed = outcome != Outcome::Success;
+        if failed && self.consecutive_failures >= self.config.failure_threshold() {
             return Some(TransitionReason::ConsecutiveFailures {
                 count: self.consecutive_failures,
             });
@@ -355,9 +357,14 @@ impl Model {
             return None;
         }
         // Whole percentages compared exactly: failed / calls >= threshold / 100.
-        let failed = counts.failed();
-        if failed * 100 >= u64::from(self.config.failure_rate_threshold().get()) * calls {
-            return Some(TransitionReason::FailureRate { failed, calls });
+        if failed
+            && counts.failed() * 100
+                >= u64::from(self.config.failure_rate_threshold().get()) * calls
+        {
+            return Some(TransitionReason::FailureRate {
+                failed: counts.failed(),
+                calls,
+            });
         }
         if let Some(threshold) = self.config.slow_call_rate_threshold()
             && counts.slow * 100 >= u64::from(threshold.get()) * calls

@@ -394,7 +394,10 @@ impl Breaker {
         }
     }
 
-    /// The rule that trips a closed breaker after this outcome, if any.
+    /// The rule that trips a closed breaker after this outcome, if any. A success never trips
+    /// on the failure rules (as in gobreaker and Polly): only a failure is judged against the
+    /// consecutive-failure and failure-rate rules, so whether a breaker trips never depends on
+    /// how long a success took. A slow success is judged against the slow-call rule only.
     fn trip_reason(&self, now: Nanos, outcome: Outcome) -> Option<TransitionReason> {
         if let Outcome::RetryAfter(hint) = outcome
             && self.config.honor_retry_after()
@@ -403,8 +406,9 @@ impl Breaker {
                 duration: hint.min(self.config.retry_after_cap()),
             });
         }
+        let failed = outcome != Outcome::Success;
         let consecutive = self.consecutive_failures.load(Relaxed);
-        if consecutive >= self.config.failure_threshold() {
+        if failed && consecutive >= self.config.failure_threshold() {
             return Some(TransitionReason::ConsecutiveFailures { count: consecutive });
         }
         let counts = self.window.counts(now);
@@ -412,10 +416,11 @@ impl Breaker {
         if calls < u64::from(self.config.minimum_calls()) {
             return None;
         }
-        if self
-            .config
-            .failure_rate_threshold()
-            .reached_by(counts.failed(), calls)
+        if failed
+            && self
+                .config
+                .failure_rate_threshold()
+                .reached_by(counts.failed(), calls)
         {
             return Some(TransitionReason::FailureRate {
                 failed: counts.failed(),
