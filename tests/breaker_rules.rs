@@ -1601,3 +1601,24 @@ fn the_failure_that_reaches_the_rate_trips_it() {
         "2 successes then 3 failures: 60 %"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reads reflect due transitions
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn state_and_snapshot_never_report_an_open_state_past_its_deadline() {
+    let clock = ManualClock::new();
+    let (breaker, recorder) = build(quiet().build().expect("valid"), &clock);
+    breaker.trip().expect("tripped");
+    clock.advance(secs(30));
+    // Nobody called `tick()`: the read applies the due transition itself.
+    assert_eq!(breaker.state(), State::HalfOpen);
+    assert_eq!(recorder.moves().last().map(|m| m.1), Some(State::HalfOpen));
+
+    breaker.try_acquire().expect("probe").failure();
+    clock.advance(secs(30));
+    let snapshot = breaker.snapshot();
+    assert_eq!(snapshot.state, State::HalfOpen);
+    assert_eq!(snapshot.retry_after, None);
+}

@@ -174,10 +174,22 @@ impl Breaker {
         &self.clock
     }
 
-    /// The current state (an open breaker past its deadline still reads open until the next
-    /// call or [`tick`](Self::tick)).
+    /// The current state. A transition that is due is applied first (an open breaker past its
+    /// deadline reads half-open), so a read never reports a state that has ended, whether or not
+    /// a runtime calls [`tick`](Self::tick) on time.
     pub fn state(&self) -> State {
+        self.apply_due();
         unpack(self.word.load(Acquire)).0
+    }
+
+    /// Applies the transition due by now, if any: the one check a read makes before it reports.
+    #[inline]
+    fn apply_due(&self) {
+        if unpack(self.word.load(Acquire)).0 == State::Open
+            && self.now().0 >= self.open_until.load(Acquire)
+        {
+            self.tick();
+        }
     }
 
     /// Asks to make a call. The permit must be given the call's outcome; dropped without one,
@@ -213,7 +225,8 @@ impl Breaker {
     /// `Retry-After`. `None` unless open; zero once the deadline has passed and before the next
     /// call or [`tick`](Self::tick) applies it.
     pub fn until_half_open(&self) -> Option<Duration> {
-        self.until_half_open_at(self.state(), self.now())
+        let state = unpack(self.word.load(Acquire)).0;
+        self.until_half_open_at(state, self.now())
     }
 
     /// [`until_half_open`](Self::until_half_open) for a breaker read as `state` at `now`.
@@ -630,6 +643,7 @@ impl Breaker {
 
     /// Every figure of the breaker at this moment.
     pub fn snapshot(&self) -> Snapshot {
+        self.apply_due();
         let now = self.now();
         let (cold_changed_at, consecutive_trips, last_trip) = {
             let cold = self.lock();
@@ -686,7 +700,8 @@ impl fmt::Debug for Breaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Breaker")
             .field("name", &self.name)
-            .field("state", &self.state())
+            // As stored: formatting must not apply a transition (and call listeners).
+            .field("state", &unpack(self.word.load(Acquire)).0)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
