@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use breakerbox::breaker::{BreakerConfigBuilder, Counts, Listener, Nanos, NoJitter, SplitMix};
 use breakerbox::{
-    Breaker, BreakerConfig, ManualClock, Outcome, Registry, Rejected, State, Transition,
-    TransitionReason,
+    Breaker, BreakerConfig, Clock as _, ManualClock, Outcome, Registry, Rejected, State,
+    Transition, TransitionReason,
 };
 
 const SECOND: u64 = 1_000_000_000;
@@ -1621,4 +1621,52 @@ fn state_and_snapshot_never_report_an_open_state_past_its_deadline() {
     let snapshot = breaker.snapshot();
     assert_eq!(snapshot.state, State::HalfOpen);
     assert_eq!(snapshot.retry_after, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// half_open_max_wait: a probe that never reports cannot stall the breaker
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_probe_held_past_half_open_max_wait_reopens_the_breaker() {
+    let clock = ManualClock::new();
+    let config = quiet()
+        .half_open_max_wait(Some(secs(5)))
+        .build()
+        .expect("valid");
+    let (breaker, recorder) = build(config, &clock);
+    open_then_half_open(&breaker, &clock);
+    let stale = breaker.try_acquire().expect("the one probe");
+    let _ = rejected(&breaker);
+    assert_eq!(
+        breaker.next_deadline(),
+        Some(Nanos(clock.now().0 + secs(5).as_nanos() as u64)),
+        "a half-open breaker with a bounded wait has a deadline a runtime can wake for"
+    );
+    clock.advance(secs(5));
+    assert!(breaker.tick(), "the wait is over: re-opened");
+    assert_eq!(breaker.state(), State::Open);
+    assert_eq!(
+        recorder.moves().last().map(|m| m.2),
+        Some(TransitionReason::HalfOpenMaxWait)
+    );
+    // The stale probe's late outcome belongs to an earlier generation: it decides nothing.
+    stale.success();
+    assert_eq!(breaker.state(), State::Open);
+    // The next cycle has its own probe slot.
+    clock.advance(breaker.until_half_open().expect("open"));
+    breaker.try_acquire().expect("a fresh probe").success();
+    assert_eq!(breaker.state(), State::Closed);
+}
+
+#[test]
+fn without_half_open_max_wait_a_held_probe_keeps_the_breaker_half_open() {
+    let clock = ManualClock::new();
+    let (breaker, _) = build(quiet().build().expect("valid"), &clock);
+    open_then_half_open(&breaker, &clock);
+    let _held = breaker.try_acquire().expect("probe");
+    clock.advance(secs(3600));
+    assert_eq!(breaker.next_deadline(), None);
+    assert!(!breaker.tick());
+    assert_eq!(breaker.state(), State::HalfOpen);
 }

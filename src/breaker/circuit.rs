@@ -185,7 +185,7 @@ impl Breaker {
     /// Applies the transition due by now, if any: the one check a read makes before it reports.
     #[inline]
     fn apply_due(&self) {
-        if unpack(self.word.load(Acquire)).0 == State::Open
+        if self.due(unpack(self.word.load(Acquire)).0).is_some()
             && self.now().0 >= self.open_until.load(Acquire)
         {
             self.tick();
@@ -212,11 +212,15 @@ impl Breaker {
             .map(|ticket| Permit::new(Arc::clone(self), ticket))
     }
 
-    /// When the breaker will next change state by itself (an open breaker turning half-open),
-    /// so a runtime can wake exactly then and call [`tick`](Self::tick).
+    /// When the breaker will next change state by itself (an open breaker turning half-open, a
+    /// half-open one re-opening past `half_open_max_wait`), so a runtime can wake exactly then
+    /// and call [`tick`](Self::tick).
     pub fn next_deadline(&self) -> Option<Nanos> {
         match unpack(self.word.load(Acquire)).0 {
             State::Open => Some(Nanos(self.open_until.load(Acquire))),
+            State::HalfOpen if self.config.half_open_max_wait().is_some() => {
+                Some(Nanos(self.open_until.load(Acquire)))
+            }
             _ => None,
         }
     }
@@ -238,16 +242,24 @@ impl Breaker {
     /// Applies the transition that is due by now, if any; returns whether one happened.
     pub fn tick(&self) -> bool {
         let word = self.word.load(Acquire);
-        let (state, _) = unpack(word);
+        let Some((to, reason)) = self.due(unpack(word).0) else {
+            return false;
+        };
         let now = self.now();
-        state == State::Open
-            && now.0 >= self.open_until.load(Acquire)
-            && self.transition(
-                word,
-                State::HalfOpen,
-                TransitionReason::OpenDurationElapsed,
-                now,
-            )
+        now.0 >= self.open_until.load(Acquire) && self.transition(word, to, reason, now)
+    }
+
+    /// The transition a breaker in `state` makes by itself when its deadline passes, if any.
+    /// (`open_until` holds the deadline of either: the end of the open duration, or of the
+    /// half-open wait.)
+    fn due(&self, state: State) -> Option<(State, TransitionReason)> {
+        match state {
+            State::Open => Some((State::HalfOpen, TransitionReason::OpenDurationElapsed)),
+            State::HalfOpen if self.config.half_open_max_wait().is_some() => {
+                Some((State::Open, TransitionReason::HalfOpenMaxWait))
+            }
+            _ => None,
+        }
     }
 
     fn admit(&self) -> Result<Ticket, Rejected> {
@@ -272,6 +284,12 @@ impl Breaker {
                     );
                 }
                 State::HalfOpen => {
+                    if self.config.half_open_max_wait().is_some()
+                        && self.now().0 >= self.open_until.load(Acquire)
+                    {
+                        self.tick();
+                        continue;
+                    }
                     let probes = self.probes.load(Acquire);
                     if !tag_matches(probes, generation) {
                         continue;
@@ -578,7 +596,12 @@ impl Breaker {
                 self.consecutive_failures.store(0, Relaxed);
                 cold.consecutive_trips = 0;
             }
-            State::HalfOpen | State::ForcedOpen | State::Disabled => {}
+            State::HalfOpen => {
+                if let Some(wait) = self.config.half_open_max_wait() {
+                    self.open_until.store(now.saturating_add(wait).0, Release);
+                }
+            }
+            State::ForcedOpen | State::Disabled => {}
         }
         cold.state_changed_at = now;
         self.word.store(pack(to, generation), Release);

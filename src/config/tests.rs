@@ -741,3 +741,32 @@ fn misspelt_keys_are_matched_against_every_key_of_their_table() {
         "expected an integer, found a string",
     );
 }
+
+#[test]
+fn half_open_max_wait_is_read_checked_overridden_and_rendered() {
+    let text = "[defaults]\nhalf_open_max_wait = \"20s\"\n[upstreams.plex]\nurl = \"http://a\"\n\
+                half_open_max_wait = \"5s\"\n[upstreams.tmdb]\nurl = \"http://b\"\n";
+    let env = [("BREAKERBOX_UPSTREAMS_TMDB_HALF_OPEN_MAX_WAIT", "7s")];
+    let config = load_from_str(text, "gw.toml", env).expect("valid");
+    assert_eq!(
+        config.upstreams["plex"].breaker.half_open_max_wait(),
+        Some(Duration::from_secs(5))
+    );
+    assert_eq!(
+        config.upstreams["tmdb"].breaker.half_open_max_wait(),
+        Some(Duration::from_secs(7))
+    );
+    let rendered = config.to_toml();
+    assert!(
+        rendered.contains("half_open_max_wait = \"5s\""),
+        "{rendered}"
+    );
+
+    let no_env = std::iter::empty::<(String, String)>();
+    let err = load_from_str("[defaults]\nhalf_open_max_wait = \"0s\"", "gw.toml", no_env)
+        .expect_err("zero refused");
+    assert!(
+        err.to_string().contains("defaults.half_open_max_wait"),
+        "{err}"
+    );
+}
