@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use breakerbox::breaker::{BreakerConfigBuilder, Counts, Listener, Nanos, NoJitter, SplitMix};
 use breakerbox::{
-    Breaker, BreakerConfig, ManualClock, Outcome, Registry, Rejected, State, Transition,
-    TransitionReason,
+    Breaker, BreakerConfig, Clock as _, ManualClock, Outcome, Registry, Rejected, State,
+    Transition, TransitionReason,
 };
 
 const SECOND: u64 = 1_000_000_000;
@@ -1168,7 +1168,8 @@ fn reset_of_a_closed_breaker_clears_counters_without_a_transition() {
     record(&breaker, Outcome::Success);
     assert_eq!(breaker.reset(), None);
     let snapshot = breaker.snapshot();
-    assert_eq!((snapshot.generation, snapshot.total_requests), (0, 0));
+    // The reset starts generation 1 (calls admitted before it no longer count), with no event.
+    assert_eq!((snapshot.generation, snapshot.total_requests), (1, 0));
     assert!(recorder.events().is_empty());
 }
 
@@ -1290,9 +1291,9 @@ fn every_transition_reaches_each_listener_once() {
     clock.advance(secs(30));
     breaker.try_acquire().expect("probe").success(); // open -> half_open -> closed
     breaker.force_open(); // closed -> forced_open
-    breaker.force_open(); // nothing
+    breaker.force_open(); // no transition, a new generation
     breaker.reset(); // forced_open -> closed
-    breaker.reset(); // nothing
+    breaker.reset(); // no transition, a new generation
     breaker.disable(); // closed -> disabled
     breaker.trip(); // nothing: disabled ends only with reset
     breaker.reset(); // disabled -> closed
@@ -1308,11 +1309,11 @@ fn every_transition_reaches_each_listener_once() {
         (Open, HalfOpen, R::OpenDurationElapsed, 4),
         (HalfOpen, Closed, R::ProbesSucceeded, 5),
         (Closed, ForcedOpen, R::ForcedOpen, 6),
-        (ForcedOpen, Closed, R::Reset, 7),
-        (Closed, Disabled, R::Disabled, 8),
-        (Disabled, Closed, R::Reset, 9),
-        (Closed, Open, R::ManualTrip, 10),
-        (Open, Closed, R::Reset, 11),
+        (ForcedOpen, Closed, R::Reset, 8),
+        (Closed, Disabled, R::Disabled, 10),
+        (Disabled, Closed, R::Reset, 11),
+        (Closed, Open, R::ManualTrip, 12),
+        (Open, Closed, R::Reset, 13),
     ];
     assert_eq!(first.moves(), expected);
     assert_eq!(second.events(), first.events());
@@ -1345,7 +1346,7 @@ fn every_transition_reaches_each_listener_once() {
             None
         ]
     );
-    assert_eq!(breaker.snapshot().generation, 11);
+    assert_eq!(breaker.snapshot().generation, 13);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1485,4 +1486,187 @@ fn slow_success_without_slow_rate_rule_never_trips() {
     assert_eq!(breaker.snapshot().slow_requests, 1);
     record(&breaker, Outcome::Failure);
     assert_eq!(breaker.state(), State::Open);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generations: every operator action starts one
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn reset_of_a_closed_breaker_drops_outcomes_of_calls_admitted_before_it() {
+    let clock = ManualClock::new();
+    let config = quiet().failure_threshold(2).build().expect("valid");
+    let (breaker, recorder) = build(config, &clock);
+    let before = [
+        breaker.try_acquire().expect("closed"),
+        breaker.try_acquire().expect("closed"),
+    ];
+    let generation = breaker.snapshot().generation;
+    assert_eq!(breaker.reset(), None, "already closed: no transition");
+    assert!(
+        breaker.snapshot().generation > generation,
+        "a reset starts a new generation even when closed"
+    );
+    for permit in before {
+        permit.failure();
+    }
+    let after = breaker.snapshot();
+    assert_eq!(after.state, State::Closed, "late failures cannot trip it");
+    assert_eq!((after.consecutive_failures, after.failed_requests), (0, 0));
+    assert!(recorder.events().is_empty());
+    // Calls admitted after the reset count as usual.
+    record(&breaker, Outcome::Failure);
+    record(&breaker, Outcome::Failure);
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[test]
+fn force_open_or_disable_again_starts_a_new_generation() {
+    let clock = ManualClock::new();
+    let config = quiet().failure_threshold(1).build().expect("valid");
+    let (breaker, _) = build(config, &clock);
+    breaker.disable().expect("transition");
+    let admitted = breaker.try_acquire().expect("disabled: every call passes");
+    assert_eq!(breaker.disable(), None, "already disabled: no transition");
+    admitted.failure();
+    assert_eq!(
+        breaker.snapshot().failed_requests,
+        0,
+        "an outcome of the earlier generation is dropped"
+    );
+    breaker.force_open().expect("transition");
+    let generation = breaker.snapshot().generation;
+    assert_eq!(breaker.force_open(), None);
+    assert!(breaker.snapshot().generation > generation);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A success never trips: the failure rules are judged on failures only
+// ---------------------------------------------------------------------------------------------
+
+/// Minimum 5 calls at 50 %, a slow-call rule configured but out of reach (100 %).
+fn rate_with_slow_rule() -> BreakerConfig {
+    quiet()
+        .minimum_calls(5)
+        .failure_rate_threshold(50)
+        .slow_call_duration(Some(ms(100)))
+        .slow_call_rate_threshold(Some(100))
+        .build()
+        .expect("valid")
+}
+
+#[test]
+fn a_success_never_trips_whatever_its_latency() {
+    for latency in [ms(1), secs(1)] {
+        let clock = ManualClock::new();
+        let (breaker, _) = build(rate_with_slow_rule(), &clock);
+        for _ in 0..3 {
+            record(&breaker, Outcome::Failure);
+        }
+        breaker
+            .try_acquire()
+            .expect("closed")
+            .record_timed(Outcome::Success, ms(1));
+        breaker
+            .try_acquire()
+            .expect("closed")
+            .record_timed(Outcome::Success, latency);
+        assert_eq!(
+            breaker.state(),
+            State::Closed,
+            "3 failures then 2 successes, the last taking {latency:?}: a success does not trip"
+        );
+    }
+}
+
+#[test]
+fn the_failure_that_reaches_the_rate_trips_it() {
+    let clock = ManualClock::new();
+    let (breaker, _) = build(rate_with_slow_rule(), &clock);
+    for _ in 0..2 {
+        record(&breaker, Outcome::Success);
+    }
+    for _ in 0..2 {
+        record(&breaker, Outcome::Failure);
+    }
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "4 calls: below minimum_calls"
+    );
+    record(&breaker, Outcome::Failure);
+    assert_eq!(
+        breaker.state(),
+        State::Open,
+        "2 successes then 3 failures: 60 %"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads reflect due transitions
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn state_and_snapshot_never_report_an_open_state_past_its_deadline() {
+    let clock = ManualClock::new();
+    let (breaker, recorder) = build(quiet().build().expect("valid"), &clock);
+    breaker.trip().expect("tripped");
+    clock.advance(secs(30));
+    // Nobody called `tick()`: the read applies the due transition itself.
+    assert_eq!(breaker.state(), State::HalfOpen);
+    assert_eq!(recorder.moves().last().map(|m| m.1), Some(State::HalfOpen));
+
+    breaker.try_acquire().expect("probe").failure();
+    clock.advance(secs(30));
+    let snapshot = breaker.snapshot();
+    assert_eq!(snapshot.state, State::HalfOpen);
+    assert_eq!(snapshot.retry_after, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// half_open_max_wait: a probe that never reports cannot stall the breaker
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_probe_held_past_half_open_max_wait_reopens_the_breaker() {
+    let clock = ManualClock::new();
+    let config = quiet()
+        .half_open_max_wait(Some(secs(5)))
+        .build()
+        .expect("valid");
+    let (breaker, recorder) = build(config, &clock);
+    open_then_half_open(&breaker, &clock);
+    let stale = breaker.try_acquire().expect("the one probe");
+    let _ = rejected(&breaker);
+    assert_eq!(
+        breaker.next_deadline(),
+        Some(Nanos(clock.now().0 + secs(5).as_nanos() as u64)),
+        "a half-open breaker with a bounded wait has a deadline a runtime can wake for"
+    );
+    clock.advance(secs(5));
+    assert!(breaker.tick(), "the wait is over: re-opened");
+    assert_eq!(breaker.state(), State::Open);
+    assert_eq!(
+        recorder.moves().last().map(|m| m.2),
+        Some(TransitionReason::HalfOpenMaxWait)
+    );
+    // The stale probe's late outcome belongs to an earlier generation: it decides nothing.
+    stale.success();
+    assert_eq!(breaker.state(), State::Open);
+    // The next cycle has its own probe slot.
+    clock.advance(breaker.until_half_open().expect("open"));
+    breaker.try_acquire().expect("a fresh probe").success();
+    assert_eq!(breaker.state(), State::Closed);
+}
+
+#[test]
+fn without_half_open_max_wait_a_held_probe_keeps_the_breaker_half_open() {
+    let clock = ManualClock::new();
+    let (breaker, _) = build(quiet().build().expect("valid"), &clock);
+    open_then_half_open(&breaker, &clock);
+    let _held = breaker.try_acquire().expect("probe");
+    clock.advance(secs(3600));
+    assert_eq!(breaker.next_deadline(), None);
+    assert!(!breaker.tick());
+    assert_eq!(breaker.state(), State::HalfOpen);
 }

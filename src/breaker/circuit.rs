@@ -174,10 +174,22 @@ impl Breaker {
         &self.clock
     }
 
-    /// The current state (an open breaker past its deadline still reads open until the next
-    /// call or [`tick`](Self::tick)).
+    /// The current state. A transition that is due is applied first (an open breaker past its
+    /// deadline reads half-open), so a read never reports a state that has ended, whether or not
+    /// a runtime calls [`tick`](Self::tick) on time.
     pub fn state(&self) -> State {
+        self.apply_due();
         unpack(self.word.load(Acquire)).0
+    }
+
+    /// Applies the transition due by now, if any: the one check a read makes before it reports.
+    #[inline]
+    fn apply_due(&self) {
+        if self.due(unpack(self.word.load(Acquire)).0).is_some()
+            && self.now().0 >= self.open_until.load(Acquire)
+        {
+            self.tick();
+        }
     }
 
     /// Asks to make a call. The permit must be given the call's outcome; dropped without one,
@@ -200,11 +212,15 @@ impl Breaker {
             .map(|ticket| Permit::new(Arc::clone(self), ticket))
     }
 
-    /// When the breaker will next change state by itself (an open breaker turning half-open),
-    /// so a runtime can wake exactly then and call [`tick`](Self::tick).
+    /// When the breaker will next change state by itself (an open breaker turning half-open, a
+    /// half-open one re-opening past `half_open_max_wait`), so a runtime can wake exactly then
+    /// and call [`tick`](Self::tick).
     pub fn next_deadline(&self) -> Option<Nanos> {
         match unpack(self.word.load(Acquire)).0 {
             State::Open => Some(Nanos(self.open_until.load(Acquire))),
+            State::HalfOpen if self.config.half_open_max_wait().is_some() => {
+                Some(Nanos(self.open_until.load(Acquire)))
+            }
             _ => None,
         }
     }
@@ -213,7 +229,8 @@ impl Breaker {
     /// `Retry-After`. `None` unless open; zero once the deadline has passed and before the next
     /// call or [`tick`](Self::tick) applies it.
     pub fn until_half_open(&self) -> Option<Duration> {
-        self.until_half_open_at(self.state(), self.now())
+        let state = unpack(self.word.load(Acquire)).0;
+        self.until_half_open_at(state, self.now())
     }
 
     /// [`until_half_open`](Self::until_half_open) for a breaker read as `state` at `now`.
@@ -225,16 +242,24 @@ impl Breaker {
     /// Applies the transition that is due by now, if any; returns whether one happened.
     pub fn tick(&self) -> bool {
         let word = self.word.load(Acquire);
-        let (state, _) = unpack(word);
+        let Some((to, reason)) = self.due(unpack(word).0) else {
+            return false;
+        };
         let now = self.now();
-        state == State::Open
-            && now.0 >= self.open_until.load(Acquire)
-            && self.transition(
-                word,
-                State::HalfOpen,
-                TransitionReason::OpenDurationElapsed,
-                now,
-            )
+        now.0 >= self.open_until.load(Acquire) && self.transition(word, to, reason, now)
+    }
+
+    /// The transition a breaker in `state` makes by itself when its deadline passes, if any.
+    /// (`open_until` holds the deadline of either: the end of the open duration, or of the
+    /// half-open wait.)
+    fn due(&self, state: State) -> Option<(State, TransitionReason)> {
+        match state {
+            State::Open => Some((State::HalfOpen, TransitionReason::OpenDurationElapsed)),
+            State::HalfOpen if self.config.half_open_max_wait().is_some() => {
+                Some((State::Open, TransitionReason::HalfOpenMaxWait))
+            }
+            _ => None,
+        }
     }
 
     fn admit(&self) -> Result<Ticket, Rejected> {
@@ -259,6 +284,12 @@ impl Breaker {
                     );
                 }
                 State::HalfOpen => {
+                    if self.config.half_open_max_wait().is_some()
+                        && self.now().0 >= self.open_until.load(Acquire)
+                    {
+                        self.tick();
+                        continue;
+                    }
                     let probes = self.probes.load(Acquire);
                     if !tag_matches(probes, generation) {
                         continue;
@@ -394,7 +425,10 @@ impl Breaker {
         }
     }
 
-    /// The rule that trips a closed breaker after this outcome, if any.
+    /// The rule that trips a closed breaker after this outcome, if any. A success never trips
+    /// on the failure rules (as in gobreaker and Polly): only a failure is judged against the
+    /// consecutive-failure and failure-rate rules, so whether a breaker trips never depends on
+    /// how long a success took. A slow success is judged against the slow-call rule only.
     fn trip_reason(&self, now: Nanos, outcome: Outcome) -> Option<TransitionReason> {
         if let Outcome::RetryAfter(hint) = outcome
             && self.config.honor_retry_after()
@@ -403,8 +437,9 @@ impl Breaker {
                 duration: hint.min(self.config.retry_after_cap()),
             });
         }
+        let failed = outcome != Outcome::Success;
         let consecutive = self.consecutive_failures.load(Relaxed);
-        if consecutive >= self.config.failure_threshold() {
+        if failed && consecutive >= self.config.failure_threshold() {
             return Some(TransitionReason::ConsecutiveFailures { count: consecutive });
         }
         let counts = self.window.counts(now);
@@ -412,10 +447,11 @@ impl Breaker {
         if calls < u64::from(self.config.minimum_calls()) {
             return None;
         }
-        if self
-            .config
-            .failure_rate_threshold()
-            .reached_by(counts.failed(), calls)
+        if failed
+            && self
+                .config
+                .failure_rate_threshold()
+                .reached_by(counts.failed(), calls)
         {
             return Some(TransitionReason::FailureRate {
                 failed: counts.failed(),
@@ -495,6 +531,10 @@ impl Breaker {
     /// Moves from whatever the state is to `to` (operator actions). Returns the transition, or
     /// `None` when the breaker already was in `to` (counters are cleared on reset regardless),
     /// or when a manual trip meets a manual state, which only an operator's reset may end.
+    ///
+    /// A reset, force-open or disable starts a new generation even when the state stays as it
+    /// was, so outcomes of calls admitted before it are dropped (gobreaker's rule): a reset breaker
+    /// starts clean, whatever its state was.
     fn transition_from_any(&self, to: State, reason: TransitionReason) -> Option<Transition> {
         let now = self.now();
         let event = {
@@ -503,15 +543,28 @@ impl Breaker {
             if reason == TransitionReason::Reset {
                 self.clear_counters(&mut cold);
             }
-            let from = unpack(word).0;
+            let (from, generation) = unpack(word);
             let manual = matches!(from, State::ForcedOpen | State::Disabled);
-            if from == to || (reason == TransitionReason::ManualTrip && manual) {
+            if reason == TransitionReason::ManualTrip && manual {
+                return None;
+            }
+            if from == to {
+                self.renew_generation(from, generation);
                 return None;
             }
             self.enter(&mut cold, word, to, reason, now)
         };
         self.listeners.notify(&event);
         Some(event)
+    }
+
+    /// Starts a new generation in the same state: earlier permits' outcomes and probe slots no
+    /// longer count. Runs under the transition lock; tells no listener (nothing changed state).
+    fn renew_generation(&self, state: State, generation: u64) {
+        let generation = generation + 1;
+        self.probes.store(tagged(generation, 0), Release);
+        self.probe_successes.store(tagged(generation, 0), Release);
+        self.word.store(pack(state, generation), Release);
     }
 
     /// Sets up `to` and publishes it. Runs under the transition lock.
@@ -543,7 +596,12 @@ impl Breaker {
                 self.consecutive_failures.store(0, Relaxed);
                 cold.consecutive_trips = 0;
             }
-            State::HalfOpen | State::ForcedOpen | State::Disabled => {}
+            State::HalfOpen => {
+                if let Some(wait) = self.config.half_open_max_wait() {
+                    self.open_until.store(now.saturating_add(wait).0, Release);
+                }
+            }
+            State::ForcedOpen | State::Disabled => {}
         }
         cold.state_changed_at = now;
         self.word.store(pack(to, generation), Release);
@@ -608,6 +666,7 @@ impl Breaker {
 
     /// Every figure of the breaker at this moment.
     pub fn snapshot(&self) -> Snapshot {
+        self.apply_due();
         let now = self.now();
         let (cold_changed_at, consecutive_trips, last_trip) = {
             let cold = self.lock();
@@ -664,7 +723,8 @@ impl fmt::Debug for Breaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Breaker")
             .field("name", &self.name)
-            .field("state", &self.state())
+            // As stored: formatting must not apply a transition (and call listeners).
+            .field("state", &unpack(self.word.load(Acquire)).0)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }

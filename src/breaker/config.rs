@@ -86,6 +86,7 @@ pub struct BreakerConfig {
     jitter: u8,
     half_open_max_calls: u32,
     half_open_success_threshold: u32,
+    half_open_max_wait: Option<Duration>,
     slow_call_duration: Option<Duration>,
     slow_call_rate_threshold: Option<Percent>,
     honor_retry_after: bool,
@@ -106,6 +107,7 @@ impl Default for BreakerConfig {
             jitter: 10,
             half_open_max_calls: 1,
             half_open_success_threshold: 1,
+            half_open_max_wait: None,
             slow_call_duration: None,
             slow_call_rate_threshold: None,
             honor_retry_after: false,
@@ -175,6 +177,11 @@ impl BreakerConfig {
     /// Successful probes that close the breaker.
     pub fn half_open_success_threshold(&self) -> u32 {
         self.half_open_success_threshold
+    }
+    /// Longest a breaker stays half-open without its probes deciding (resilience4j's
+    /// `maxWaitDurationInHalfOpenState`): past it, it re-opens. `None`: as long as it takes.
+    pub fn half_open_max_wait(&self) -> Option<Duration> {
+        self.half_open_max_wait
     }
     /// A call at least this slow counts as slow; `None`: slow calls are not tracked.
     pub fn slow_call_duration(&self) -> Option<Duration> {
@@ -263,6 +270,13 @@ impl BreakerConfigBuilder {
         self
     }
 
+    /// Longest a breaker stays half-open without its probes deciding; past it, it re-opens, and
+    /// a probe that reports later is dropped (positive; `None`, the default: no bound).
+    pub fn half_open_max_wait(mut self, wait: Option<Duration>) -> Self {
+        self.config.half_open_max_wait = wait;
+        self
+    }
+
     /// A call at least this slow counts as slow.
     pub fn slow_call_duration(mut self, duration: Option<Duration>) -> Self {
         self.config.slow_call_duration = duration;
@@ -346,6 +360,13 @@ impl BreakerConfigBuilder {
                 "jitter",
                 config.jitter,
                 "must be a percentage from 0 to 100",
+            ));
+        }
+        if config.half_open_max_wait == Some(Duration::ZERO) {
+            return Err(ConfigError::new(
+                "half_open_max_wait",
+                Duration::ZERO,
+                "must be positive (leave it unset for no bound)",
             ));
         }
         if config.half_open_max_calls == 0 {

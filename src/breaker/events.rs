@@ -22,8 +22,9 @@ pub struct Transition {
     pub to: State,
     /// Why it happened.
     pub reason: TransitionReason,
-    /// The breaker's generation after the change; it grows by one at every transition, so
-    /// listeners on several threads can put events back in order.
+    /// The breaker's generation after the change; it grows at every transition (and at every
+    /// reset, force-open or disable that leaves the state as it was), so listeners on several
+    /// threads can put events back in order.
     pub generation: u64,
     /// When it happened, on the breaker's clock.
     pub at: Nanos,

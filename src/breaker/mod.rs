@@ -7,7 +7,9 @@
 //! - **trip** (closed → **open**): when `failure_threshold` consecutive failures happen, or the
 //!   failure rate reaches `failure_rate_threshold` over at least `minimum_calls` calls in the
 //!   window, or (if set) the slow-call rate reaches `slow_call_rate_threshold` likewise, or a
-//!   failure carries a `Retry-After` hint and `honor_retry_after` is on.
+//!   failure carries a `Retry-After` hint and `honor_retry_after` is on. Only a failure is judged
+//!   against the failure rules, and a slow success against the slow-call rule only: a success
+//!   never trips on failures, so a trip never depends on how long a success took.
 //! - **open**: calls are rejected with the time left; after `open_duration` (doubling per
 //!   consecutive trip up to `open_duration_max`, with jitter) the breaker turns **half_open** on
 //!   the next call or [`Breaker::tick`], whichever comes first; [`Breaker::next_deadline`] says
@@ -17,9 +19,9 @@
 //! - **forced_open** / **disabled**: manual states ending only with **reset**; disabled lets every
 //!   call pass and still counts outcomes.
 //!
-//! Timeouts are failures. Every transition bumps the breaker's generation; an outcome reported on
-//! a permit from an earlier generation is dropped, so a slow call from before a trip decides
-//! nothing in the new cycle.
+//! Timeouts are failures. Every transition, and every reset, force-open or disable, bumps the
+//! breaker's generation; an outcome reported on a permit from an earlier generation is dropped,
+//! so a slow call from before a trip or a reset decides nothing in the new cycle.
 
 mod circuit;
 mod clock;

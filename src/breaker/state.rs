@@ -100,6 +100,8 @@ pub enum TransitionReason {
     ProbesSucceeded,
     /// A half-open probe failed.
     ProbeFailed,
+    /// No probe decided within `half_open_max_wait`.
+    HalfOpenMaxWait,
     /// An operator or program tripped the breaker on purpose.
     ManualTrip,
     /// An operator or program reset the breaker.
@@ -121,6 +123,7 @@ impl TransitionReason {
             TransitionReason::OpenDurationElapsed => "open_duration_elapsed",
             TransitionReason::ProbesSucceeded => "probes_succeeded",
             TransitionReason::ProbeFailed => "probe_failed",
+            TransitionReason::HalfOpenMaxWait => "half_open_max_wait",
             TransitionReason::ManualTrip => "manual_trip",
             TransitionReason::Reset => "reset",
             TransitionReason::ForcedOpen => "forced_open",

@@ -320,6 +320,7 @@ impl TryFrom<In<'_, &BreakerKeys>> for BreakerConfig {
             jitter(i.percent(key!(r, jitter), 0)?),
             half_open_max_calls(i.count(key!(r, half_open_max_calls))?),
             half_open_success_threshold(i.count(key!(r, half_open_success_threshold))?),
+            half_open_max_wait(r.half_open_max_wait.map(Some)),
             slow_call_duration(r.slow_call_duration.map(Some)),
             slow_call_rate_threshold(i.percent(key!(r, slow_call_rate_threshold), 1)?.map(Some)),
             honor_retry_after(r.honor_retry_after),

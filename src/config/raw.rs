@@ -119,6 +119,8 @@ pub(crate) struct BreakerKeys {
     pub(crate) half_open_max_calls: Option<i64>,
     pub(crate) half_open_success_threshold: Option<i64>,
     #[serde(default, with = "duration")]
+    pub(crate) half_open_max_wait: Option<Duration>,
+    #[serde(default, with = "duration")]
     pub(crate) slow_call_duration: Option<Duration>,
     #[serde(default, deserialize_with = "percent")]
     pub(crate) slow_call_rate_threshold: Option<i64>,

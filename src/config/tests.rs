@@ -808,4 +808,31 @@ fn credentials_and_trusted_proxies_are_read_checked_and_rendered() {
     );
     let err = refused("[server]\ntrusted_proxies = \"10.0.0.0/8\"", &[]);
     assert_eq!(err.key().path(), Some("server.trusted_proxies"), "{err}");
+
+fn half_open_max_wait_is_read_checked_overridden_and_rendered() {
+    let text = "[defaults]\nhalf_open_max_wait = \"20s\"\n[upstreams.plex]\nurl = \"http://a\"\n\
+                half_open_max_wait = \"5s\"\n[upstreams.tmdb]\nurl = \"http://b\"\n";
+    let env = [("BREAKERBOX_UPSTREAMS_TMDB_HALF_OPEN_MAX_WAIT", "7s")];
+    let config = load_from_str(text, "gw.toml", env).expect("valid");
+    assert_eq!(
+        config.upstreams["plex"].breaker.half_open_max_wait(),
+        Some(Duration::from_secs(5))
+    );
+    assert_eq!(
+        config.upstreams["tmdb"].breaker.half_open_max_wait(),
+        Some(Duration::from_secs(7))
+    );
+    let rendered = config.to_toml();
+    assert!(
+        rendered.contains("half_open_max_wait = \"5s\""),
+        "{rendered}"
+    );
+
+    let no_env = std::iter::empty::<(String, String)>();
+    let err = load_from_str("[defaults]\nhalf_open_max_wait = \"0s\"", "gw.toml", no_env)
+        .expect_err("zero refused");
+    assert!(
+        err.to_string().contains("defaults.half_open_max_wait"),
+        "{err}"
+    );
 }
