@@ -808,7 +808,9 @@ fn credentials_and_trusted_proxies_are_read_checked_and_rendered() {
     );
     let err = refused("[server]\ntrusted_proxies = \"10.0.0.0/8\"", &[]);
     assert_eq!(err.key().path(), Some("server.trusted_proxies"), "{err}");
+}
 
+#[test]
 fn half_open_max_wait_is_read_checked_overridden_and_rendered() {
     let text = "[defaults]\nhalf_open_max_wait = \"20s\"\n[upstreams.plex]\nurl = \"http://a\"\n\
                 half_open_max_wait = \"5s\"\n[upstreams.tmdb]\nurl = \"http://b\"\n";
