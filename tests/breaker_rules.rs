@@ -6,7 +6,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use breakerbox::breaker::{BreakerConfigBuilder, Counts, Listener, Nanos, NoJitter, SplitMix};
+use breakerbox::breaker::{
+    BreakerConfigBuilder, ConsecutiveFailuresWindow, Counts, Listener, Nanos, NoJitter, SplitMix,
+};
 use breakerbox::{
     Breaker, BreakerConfig, Clock as _, ManualClock, Outcome, Registry, Rejected, State,
     Transition, TransitionReason,
@@ -951,7 +953,8 @@ fn late_outcome_from_before_a_trip_decides_nothing() {
             after.failed_requests,
             after.consecutive_failures
         ),
-        (0, 1, 1),
+        // The one failure counted is 30 s old, outside the 10 s window: no longer consecutive.
+        (0, 1, 0),
         "late outcomes are not counted"
     );
     assert_eq!(after.window, before.window);
@@ -1669,4 +1672,62 @@ fn without_half_open_max_wait_a_held_probe_keeps_the_breaker_half_open() {
     assert_eq!(breaker.next_deadline(), None);
     assert!(!breaker.tick());
     assert_eq!(breaker.state(), State::HalfOpen);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consecutive failures expire with the window
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn consecutive_failures_spread_over_hours_do_not_trip() {
+    let clock = ManualClock::new();
+    let config = quiet().failure_threshold(3).build().expect("valid");
+    let (breaker, _) = build(config, &clock);
+    for _ in 0..5 {
+        record(&breaker, Outcome::Failure);
+        clock.advance(secs(3600));
+    }
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "one failure an hour, window 10 s: never three within the window"
+    );
+    assert_eq!(breaker.snapshot().consecutive_failures, 0);
+    // Three within the window still trip.
+    for _ in 0..3 {
+        record(&breaker, Outcome::Failure);
+        clock.advance(secs(1));
+    }
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[test]
+fn consecutive_failures_after_a_success_in_the_window_all_count() {
+    let clock = ManualClock::new();
+    let config = quiet().failure_threshold(3).build().expect("valid");
+    let (breaker, _) = build(config, &clock);
+    record(&breaker, Outcome::Success);
+    record(&breaker, Outcome::Failure);
+    record(&breaker, Outcome::Failure);
+    assert_eq!(breaker.snapshot().consecutive_failures, 2);
+    clock.advance(secs(9));
+    record(&breaker, Outcome::Failure);
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[test]
+fn unbounded_consecutive_failures_keep_the_old_rule() {
+    let clock = ManualClock::new();
+    let config = quiet()
+        .failure_threshold(3)
+        .consecutive_failures_window(ConsecutiveFailuresWindow::Unbounded)
+        .build()
+        .expect("valid");
+    let (breaker, _) = build(config, &clock);
+    for _ in 0..2 {
+        record(&breaker, Outcome::Failure);
+        clock.advance(secs(3600));
+    }
+    record(&breaker, Outcome::Failure);
+    assert_eq!(breaker.state(), State::Open);
 }

@@ -346,12 +346,11 @@ impl Model {
         }
         // A success is judged against the slow-call rule only.
         let failed = outcome != Outcome::Success;
-        if failed && self.consecutive_failures >= self.config.failure_threshold() {
-            return Some(TransitionReason::ConsecutiveFailures {
-                count: self.consecutive_failures,
-            });
-        }
         let counts = self.counts(now);
+        let consecutive = self.consecutive_in_window(&counts);
+        if failed && consecutive >= self.config.failure_threshold() {
+            return Some(TransitionReason::ConsecutiveFailures { count: consecutive });
+        }
         let calls = counts.calls();
         if calls < u64::from(self.config.minimum_calls()) {
             return None;
@@ -375,6 +374,17 @@ impl Model {
             });
         }
         None
+    }
+
+    /// Failures since the last success that lie inside the window: all of them when the window
+    /// holds a success (the run came after it), else at most the window's failures.
+    fn consecutive_in_window(&self, counts: &Counts) -> u32 {
+        if counts.successes > 0 {
+            self.consecutive_failures
+        } else {
+            self.consecutive_failures
+                .min(u32::try_from(counts.failed()).unwrap_or(u32::MAX))
+        }
     }
 
     fn tick(&mut self, now: u64) -> bool {
@@ -433,7 +443,7 @@ impl Model {
             timeouts: self.timeouts,
             rejected_requests: self.rejected,
             slow_requests: self.slow,
-            consecutive_failures: self.consecutive_failures,
+            consecutive_failures: self.consecutive_in_window(&window),
             window,
             failure_ratio: (calls >= u64::from(self.config.minimum_calls()))
                 .then(|| window.failed() as f64 / calls as f64),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::clock::{Clock, Nanos, SharedReading, SystemClock, duration_nanos};
-use super::config::BreakerConfig;
+use super::config::{BreakerConfig, ConsecutiveFailuresWindow};
 use super::events::{Listener, Listeners, Transition};
 use super::jitter::{Jitter, SplitMix};
 use super::permit::{Outcome, Permit, Rejected, Ticket};
@@ -438,11 +438,11 @@ impl Breaker {
             });
         }
         let failed = outcome != Outcome::Success;
-        let consecutive = self.consecutive_failures.load(Relaxed);
+        let counts = self.window.counts(now);
+        let consecutive = self.consecutive_failures(&counts);
         if failed && consecutive >= self.config.failure_threshold() {
             return Some(TransitionReason::ConsecutiveFailures { count: consecutive });
         }
-        let counts = self.window.counts(now);
         let calls = counts.calls();
         if calls < u64::from(self.config.minimum_calls()) {
             return None;
@@ -466,6 +466,21 @@ impl Breaker {
                 })
             }
             _ => None,
+        }
+    }
+
+    /// The consecutive failures that count towards `failure_threshold`, given the window's
+    /// counts now. A run of failures has no success in it, so when the window holds a success
+    /// the whole run came after it and lies inside the window; when it holds none, the run's
+    /// part inside the window is the window's failures.
+    fn consecutive_failures(&self, window: &Counts) -> u32 {
+        let run = self.consecutive_failures.load(Relaxed);
+        match self.config.consecutive_failures_window() {
+            ConsecutiveFailuresWindow::Unbounded => run,
+            ConsecutiveFailuresWindow::Window if window.successes > 0 => run,
+            ConsecutiveFailuresWindow::Window => {
+                run.min(u32::try_from(window.failed()).unwrap_or(u32::MAX))
+            }
         }
     }
 
@@ -692,7 +707,7 @@ impl Breaker {
             timeouts: lifetime.timeouts,
             rejected_requests: rejected,
             slow_requests: lifetime.slow,
-            consecutive_failures: self.consecutive_failures.load(Relaxed),
+            consecutive_failures: self.consecutive_failures(&window),
             window,
             failure_ratio: failure_ratio(&window, self.config.minimum_calls()),
             last_failure_time: unstamp(self.last_failure.load(Relaxed))

@@ -8,6 +8,29 @@ use std::time::Duration;
 
 use super::clock::duration_nanos;
 
+/// Which consecutive failures count towards `failure_threshold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ConsecutiveFailuresWindow {
+    /// Only those inside the rolling window (gobreaker v2's rolling rule): a run of failures
+    /// spread over hours, with no success between them, does not trip a breaker whose window
+    /// is a minute.
+    #[default]
+    Window,
+    /// Every failure since the last success, however old.
+    Unbounded,
+}
+
+impl ConsecutiveFailuresWindow {
+    /// `window` or `unbounded`, as the configuration spells them.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConsecutiveFailuresWindow::Window => "window",
+            ConsecutiveFailuresWindow::Unbounded => "unbounded",
+        }
+    }
+}
+
 /// A whole percentage from 1 to 100, compared exactly in integer arithmetic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Percent(u8);
@@ -87,6 +110,7 @@ pub struct BreakerConfig {
     half_open_max_calls: u32,
     half_open_success_threshold: u32,
     half_open_max_wait: Option<Duration>,
+    consecutive_failures_window: ConsecutiveFailuresWindow,
     slow_call_duration: Option<Duration>,
     slow_call_rate_threshold: Option<Percent>,
     honor_retry_after: bool,
@@ -108,6 +132,7 @@ impl Default for BreakerConfig {
             half_open_max_calls: 1,
             half_open_success_threshold: 1,
             half_open_max_wait: None,
+            consecutive_failures_window: ConsecutiveFailuresWindow::Window,
             slow_call_duration: None,
             slow_call_rate_threshold: None,
             honor_retry_after: false,
@@ -182,6 +207,10 @@ impl BreakerConfig {
     /// `maxWaitDurationInHalfOpenState`): past it, it re-opens. `None`: as long as it takes.
     pub fn half_open_max_wait(&self) -> Option<Duration> {
         self.half_open_max_wait
+    }
+    /// Which consecutive failures count towards `failure_threshold`.
+    pub fn consecutive_failures_window(&self) -> ConsecutiveFailuresWindow {
+        self.consecutive_failures_window
     }
     /// A call at least this slow counts as slow; `None`: slow calls are not tracked.
     pub fn slow_call_duration(&self) -> Option<Duration> {
@@ -274,6 +303,13 @@ impl BreakerConfigBuilder {
     /// a probe that reports later is dropped (positive; `None`, the default: no bound).
     pub fn half_open_max_wait(mut self, wait: Option<Duration>) -> Self {
         self.config.half_open_max_wait = wait;
+        self
+    }
+
+    /// Which consecutive failures count towards `failure_threshold` (default: those inside the
+    /// rolling window).
+    pub fn consecutive_failures_window(mut self, which: ConsecutiveFailuresWindow) -> Self {
+        self.config.consecutive_failures_window = which;
         self
     }
 

@@ -4,7 +4,8 @@
 //! # Vocabulary
 //!
 //! - **closed**: calls pass; outcomes are counted in a rolling window.
-//! - **trip** (closed → **open**): when `failure_threshold` consecutive failures happen, or the
+//! - **trip** (closed → **open**): when `failure_threshold` consecutive failures happen within
+//!   the rolling window (unless `consecutive_failures_window` is `unbounded`), or the
 //!   failure rate reaches `failure_rate_threshold` over at least `minimum_calls` calls in the
 //!   window, or (if set) the slow-call rate reaches `slow_call_rate_threshold` likewise, or a
 //!   failure carries a `Retry-After` hint and `honor_retry_after` is on. Only a failure is judged
@@ -36,7 +37,9 @@ mod window;
 
 pub use circuit::{Breaker, BreakerBuilder};
 pub use clock::{Clock, ManualClock, Nanos, SharedReading, SystemClock};
-pub use config::{BreakerConfig, BreakerConfigBuilder, ConfigError, Percent};
+pub use config::{
+    BreakerConfig, BreakerConfigBuilder, ConfigError, ConsecutiveFailuresWindow, Percent,
+};
 pub use events::{Listener, Transition};
 pub use jitter::{Jitter, NoJitter, SplitMix};
 pub use permit::{Outcome, Permit, Rejected};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::breaker::BreakerConfig;
+use crate::breaker::{BreakerConfig, ConsecutiveFailuresWindow};
 
 use super::error::{ErrorKind, Refusal};
 use super::raw::{
@@ -84,6 +84,24 @@ impl<'a, R> In<'a, R> {
 
     fn count(&self, key: (&str, Option<i64>)) -> Result<Option<u32>, Refusal> {
         self.int(key, 0, i64::from(u32::MAX))
+    }
+
+    fn consecutive_window(
+        &self,
+        (key, v): (&str, Option<&str>),
+    ) -> Result<Option<ConsecutiveFailuresWindow>, Refusal> {
+        use ConsecutiveFailuresWindow::{Unbounded, Window};
+        match v {
+            None => Ok(None),
+            Some(text) => [Window, Unbounded]
+                .into_iter()
+                .find(|w| w.as_str() == text)
+                .map(Some)
+                .ok_or_else(|| {
+                    let why = "expected \"window\" or \"unbounded\"";
+                    self.refuse(key, why).value(format!("{text:?}"))
+                }),
+        }
     }
 
     fn percent(&self, (key, v): (&str, Option<i64>), min: u8) -> Result<Option<u8>, Refusal> {
@@ -321,6 +339,7 @@ impl TryFrom<In<'_, &BreakerKeys>> for BreakerConfig {
             half_open_max_calls(i.count(key!(r, half_open_max_calls))?),
             half_open_success_threshold(i.count(key!(r, half_open_success_threshold))?),
             half_open_max_wait(r.half_open_max_wait.map(Some)),
+            consecutive_failures_window(i.consecutive_window(key!(r, consecutive_failures_window.as_deref()))?),
             slow_call_duration(r.slow_call_duration.map(Some)),
             slow_call_rate_threshold(i.percent(key!(r, slow_call_rate_threshold), 1)?.map(Some)),
             honor_retry_after(r.honor_retry_after),

@@ -120,6 +120,7 @@ pub(crate) struct BreakerKeys {
     pub(crate) half_open_success_threshold: Option<i64>,
     #[serde(default, with = "duration")]
     pub(crate) half_open_max_wait: Option<Duration>,
+    pub(crate) consecutive_failures_window: Option<String>,
     #[serde(default, with = "duration")]
     pub(crate) slow_call_duration: Option<Duration>,
     #[serde(default, deserialize_with = "percent")]

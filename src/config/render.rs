@@ -41,6 +41,7 @@ impl From<&BreakerConfig> for BreakerKeys {
             half_open_max_calls: int(b.half_open_max_calls()),
             half_open_success_threshold: int(b.half_open_success_threshold()),
             half_open_max_wait: b.half_open_max_wait(),
+            consecutive_failures_window: Some(b.consecutive_failures_window().as_str().to_owned()),
             slow_call_duration: b.slow_call_duration(),
             slow_call_rate_threshold: b.slow_call_rate_threshold().and_then(|p| int(p.get())),
             honor_retry_after: Some(b.honor_retry_after()),

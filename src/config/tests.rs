@@ -838,3 +838,33 @@ fn half_open_max_wait_is_read_checked_overridden_and_rendered() {
         "{err}"
     );
 }
+
+#[test]
+fn consecutive_failures_window_is_read_checked_and_rendered() {
+    let config = load("", &[]).expect("valid");
+    assert_eq!(
+        config.defaults.breaker.consecutive_failures_window(),
+        crate::breaker::ConsecutiveFailuresWindow::Window
+    );
+    let text =
+        "[upstreams.plex]\nurl = \"http://a\"\nconsecutive_failures_window = \"unbounded\"\n";
+    let config = load(text, &[]).expect("valid");
+    assert_eq!(
+        config.upstreams["plex"]
+            .breaker
+            .consecutive_failures_window(),
+        crate::breaker::ConsecutiveFailuresWindow::Unbounded
+    );
+    assert!(
+        config
+            .to_toml()
+            .contains("consecutive_failures_window = \"unbounded\"")
+    );
+    let err = refused("[defaults]\nconsecutive_failures_window = \"hourly\"", &[]);
+    check(
+        &err,
+        "defaults.consecutive_failures_window",
+        "\"hourly\"",
+        "expected \"window\" or \"unbounded\"",
+    );
+}
