@@ -69,19 +69,19 @@ async fn queue_claims_oldest_first_and_records_outcomes() {
     assert_eq!(third.id, reqs[2].id);
     assert_eq!(store.claim_next("qbittorrent").await.expect("claim"), None);
 
-    // Listing: pending first (claimed ones are still pending), then the most recent finished.
+    // Listing: in id (acceptance) order, whatever the status (claimed ones are still pending).
     let entries = store.queue_entries(10).await;
     let statuses: Vec<_> = entries.iter().map(|e| (e.id, e.status.clone())).collect();
-    assert_eq!(statuses.len(), 4);
     assert_eq!(
-        &statuses[..2],
-        &[
+        statuses,
+        [
+            (reqs[0].id, QueueStatus::Delivered { status: 201 }),
+            (reqs[1].id, failed),
             (reqs[2].id, QueueStatus::Pending),
-            (entries[1].id, QueueStatus::Pending),
+            (entries[3].id, QueueStatus::Pending),
         ]
     );
-    assert!(statuses.contains(&(reqs[0].id, QueueStatus::Delivered { status: 201 })));
-    assert!(statuses.contains(&(reqs[1].id, failed)));
+    assert_eq!(entries[3].upstream, "other");
     assert_eq!(
         store.queue_depth().await.pending.get("qbittorrent"),
         Some(&1)

@@ -32,7 +32,7 @@ mod tests;
 
 pub use error::StoreError;
 pub use history::TransitionRecord;
-pub use queue::QueueDepth;
+pub use queue::{QueueDepth, QueueEntry, QueueListing};
 
 use db::Db;
 

@@ -141,11 +141,11 @@ where
         .iter()
         .map(|r| r.id)
         .collect();
-    let mut expected: Vec<Uuid> = reqs[5..].iter().map(|r| r.id).collect();
-    expected.extend(finished[2..].iter().rev());
+    let mut expected: Vec<Uuid> = finished[2..].to_vec();
+    expected.extend(reqs[5..].iter().map(|r| r.id));
     assert_eq!(
         listed, expected,
-        "pending ones, then the newest finished ones"
+        "the newest finished ones and the pending ones, in id order"
     );
 
     // Past a 1 ms retention every finished request goes; the pending ones stay, in order.
