@@ -65,10 +65,10 @@ async fn admin(gw: &ServedGateway, path: &str) -> (StatusCode, Value) {
     (status, serde_json::from_slice(&bytes).expect("JSON"))
 }
 
-/// POSTs `body` to `/proxy/{upstream}/add`: status, `Retry-After`, JSON answer.
+/// POSTs `body` to `/proxy/{upstream}/switch/add`: status, `Retry-After`, JSON answer.
 async fn post(gw: &ServedGateway, upstream: &str, body: Vec<u8>) -> (u16, Option<String>, Value) {
     let response = reqwest::Client::new()
-        .post(format!("{}/proxy/{upstream}/add", gw.base()))
+        .post(format!("{}/proxy/{upstream}/switch/add", gw.base()))
         .body(body)
         .send()
         .await

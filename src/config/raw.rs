@@ -51,6 +51,10 @@ pub(crate) struct StoreKeys {
     #[serde(default, with = "duration")]
     pub(crate) queue_finished_retention: Option<Duration>,
     pub(crate) queue_finished_keep: Option<i64>,
+    pub(crate) queue_max_requests: Option<i64>,
+    pub(crate) queue_max_bytes: Option<i64>,
+    pub(crate) cache_max_entries: Option<i64>,
+    pub(crate) cache_max_bytes: Option<i64>,
 }
 
 /// `[admin]`.
@@ -136,6 +140,8 @@ pub(crate) struct CallKeys {
     pub(crate) retry_min_per_second: Option<i64>,
     #[serde(default, with = "duration")]
     pub(crate) cache_ttl: Option<Duration>,
+    pub(crate) queue_max_requests: Option<i64>,
+    pub(crate) queue_max_bytes: Option<i64>,
 }
 
 /// No keys: the part of a [`Layered`] table that a section lacks.

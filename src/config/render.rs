@@ -90,6 +90,10 @@ impl From<&Config> for RawConfig {
                 }
                 Fallback::Queue | Fallback::Error => (None, None),
             };
+            // The queue's bounds matter only to an upstream that queues.
+            let queues = matches!(u.fallback, Fallback::Queue);
+            let queue_max_requests = queues.then_some(u.queue_max_requests).and_then(int);
+            let queue_max_bytes = queues.then_some(u.queue_max_bytes).and_then(int);
             let own = UpstreamKeys {
                 url: Some(u.url.as_str().to_owned()),
                 fallback: Some(u.fallback.kind().to_owned()),
@@ -102,6 +106,8 @@ impl From<&Config> for RawConfig {
                 retry_budget_percent: int(u.retry_budget_percent),
                 retry_min_per_second: int(u.retry_min_per_second),
                 cache_ttl,
+                queue_max_requests,
+                queue_max_bytes,
             };
             let breaker = (&u.breaker).into();
             (name.clone(), Layered { own, breaker, call })
@@ -112,6 +118,10 @@ impl From<&Config> for RawConfig {
             queue_memory_capacity: int(c.store.queue_memory_capacity),
             queue_finished_retention: Some(c.store.queue_finished_retention),
             queue_finished_keep: int(c.store.queue_finished_keep),
+            queue_max_requests: int(c.store.queue_max_requests),
+            queue_max_bytes: int(c.store.queue_max_bytes),
+            cache_max_entries: int(c.store.cache_max_entries),
+            cache_max_bytes: int(c.store.cache_max_bytes),
         };
         let defaults = CallKeys {
             call_timeout: Some(d.call_timeout),
@@ -119,6 +129,8 @@ impl From<&Config> for RawConfig {
             retry_budget_percent: int(d.retry_budget_percent),
             retry_min_per_second: int(d.retry_min_per_second),
             cache_ttl: Some(d.cache_ttl),
+            queue_max_requests: int(d.queue_max_requests),
+            queue_max_bytes: int(d.queue_max_bytes),
         };
         RawConfig {
             server: Some(RawServer {

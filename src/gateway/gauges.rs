@@ -1,4 +1,4 @@
-//! The gauges no event moves (failure ratio, queue depth, store degraded): refreshed every
+//! The gauges no event moves (failure ratio, queue depth, store degraded, store size): refreshed every
 //! second by a task of the gateway and right before each scrape, so a scrape is never staler
 //! than the breakers it describes.
 
@@ -27,6 +27,10 @@ impl Gateway {
             .map(|depth| depth.pending);
         self.telemetry
             .refresh(&self.snapshots(), depth.as_ref(), self.store.is_degraded());
+        if let Ok(Ok(bytes)) = tokio::time::timeout(QUEUE_DEPTH_WAIT, self.store.size_bytes()).await
+        {
+            self.telemetry.store_size(bytes);
+        }
     }
 
     /// The exposition for `GET /metrics`, its gauges refreshed first.

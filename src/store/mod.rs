@@ -27,6 +27,7 @@ mod error;
 mod history;
 mod queue;
 mod rows;
+mod tally;
 #[cfg(test)]
 mod tests;
 
@@ -54,6 +55,10 @@ pub struct StoreOptions {
     /// Most finished requests kept regardless of age (10,000), so a busy queue's table stays
     /// bounded; the newest are kept.
     pub finished_keep: usize,
+    /// Most requests pending in the queue, every upstream together (100,000).
+    pub queue_max_requests: u64,
+    /// Most body bytes pending in the queue, every upstream together (1 GiB).
+    pub queue_max_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -64,6 +69,8 @@ impl Default for StoreOptions {
             retry_interval: Duration::from_secs(1),
             finished_retention: Duration::from_secs(3600),
             finished_keep: 10_000,
+            queue_max_requests: StoreConfig::DEFAULT_QUEUE_MAX_REQUESTS,
+            queue_max_bytes: StoreConfig::DEFAULT_QUEUE_MAX_BYTES,
         }
     }
 }
@@ -76,6 +83,15 @@ impl StoreOptions {
             .buffer_capacity(config.queue_memory_capacity)
             .finished_retention(config.queue_finished_retention)
             .finished_keep(config.queue_finished_keep)
+            .queue_max(config.queue_max_requests, config.queue_max_bytes)
+    }
+
+    /// Sets [`queue_max_requests`](Self::queue_max_requests) and
+    /// [`queue_max_bytes`](Self::queue_max_bytes).
+    pub fn queue_max(mut self, requests: u64, bytes: u64) -> Self {
+        self.queue_max_requests = requests;
+        self.queue_max_bytes = bytes;
+        self
     }
 
     /// Sets [`buffer_capacity`](Self::buffer_capacity).
@@ -146,6 +162,10 @@ struct Inner {
     pruning: tokio::sync::Mutex<()>,
     /// Wakes the background task (buffer grew, or someone asks for a retry).
     wake: Arc<Notify>,
+    /// Pending requests and bytes per upstream, checked against the queue's bounds.
+    tallies: Mutex<tally::Tallies>,
+    /// When the tallies were last recounted from the database.
+    recounted_at: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Store {
@@ -187,6 +207,8 @@ impl Store {
             flushing: tokio::sync::Mutex::new(()),
             pruning: tokio::sync::Mutex::new(()),
             wake: Arc::new(Notify::new()),
+            tallies: Mutex::new(tally::Tallies::default()),
+            recounted_at: Mutex::new(None),
         });
         let store = Store { inner };
         match store.migrate().await {
@@ -234,6 +256,25 @@ impl Store {
         Ok(started.elapsed())
     }
 
+    /// The database's size in bytes (SQLite: page_count × page_size, the WAL's pages
+    /// included; PostgreSQL: `pg_database_size`), through the breaker.
+    pub async fn size_bytes(&self) -> Result<u64, StoreError> {
+        let sql = match self.inner.kind {
+            StoreKind::Sqlite => {
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+            }
+            StoreKind::Postgres => "SELECT pg_database_size(current_database())",
+        };
+        let query = async {
+            db::on_db!(&self.inner.db, |pool| {
+                let size: Result<(i64,), _> = sqlx::query_as(sql).fetch_one(pool).await;
+                size
+            })
+        };
+        let (size,) = self.call("size", query).await?;
+        Ok(u64::try_from(size).unwrap_or(0))
+    }
+
     /// The breaker guarding the store.
     pub fn breaker(&self) -> &Arc<Breaker> {
         &self.inner.breaker
@@ -273,6 +314,10 @@ impl Store {
         self.guarded("migrate", timeout, run).await?;
         self.inner.ready.store(true, Ordering::Release);
         tracing::info!(store = %self.inner.url, "store ready");
+        // The requests a previous run left pending count against the queue's bounds.
+        if let Err(e) = self.recount_pending().await {
+            tracing::warn!(store = %self.inner.url, error = %e, "pending requests not counted yet");
+        }
         Ok(())
     }
 

@@ -1,14 +1,16 @@
 //! The durable queue's table: enqueue (with the memory buffer), claim, finish, release, listing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
 use crate::fallback::{
-    Durability, QueueError, QueueStatus, QueueStore, QueuedRequest, StoreFailure,
+    Durability, QueueBounds, QueueError, QueueStatus, QueueStore, QueuedRequest, StoreFailure,
 };
+
+use super::tally::Tally;
 
 use super::db::on_db;
 use super::rows;
@@ -42,9 +44,21 @@ const CLAIM_POSTGRES: &str = claim_sql!(" FOR UPDATE SKIP LOCKED");
 
 // `status = 'pending'`: a request already finished (e.g. by a replica whose lease we outlived)
 // keeps its first outcome.
+// `RETURNING`: what the finished request no longer holds of the queue's bounds.
 const FINISH: &str = "UPDATE queued_requests SET status = $2, status_code = $3, reason = $4, \
      attempts = $5, finished_at = $6, claimed_until = NULL, claimed_by = NULL \
-     WHERE id = $1 AND status = 'pending'";
+     WHERE id = $1 AND status = 'pending' \
+     RETURNING upstream, CAST(length(body) AS BIGINT) AS body_bytes";
+
+// Pending requests and their bytes per upstream, to recount the tallies: at start, and at most
+// once a second when a request would be refused. `length` reads no body (SQLite takes it from
+// the record header, PostgreSQL from the TOAST pointer).
+const PENDING_TALLY: &str = "SELECT upstream, COUNT(*) AS n, \
+     CAST(COALESCE(SUM(length(body)), 0) AS BIGINT) AS bytes \
+     FROM queued_requests WHERE status = 'pending' GROUP BY upstream";
+
+/// Least time between two recounts of the tallies before a refusal.
+const RECOUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 // `claimed_by = $3`: a release that comes after this replica's lease ran out must not free the
 // claim of the replica that took the request over (a third one would deliver it again).
@@ -76,8 +90,105 @@ pub(super) const LIST: &str = "SELECT id, upstream, method, path_and_query, \
 
 impl Store {
     /// Stores `request`; while the database is unavailable (or older requests still wait in
-    /// memory, so that order is kept) it goes to the memory buffer instead.
+    /// memory, so that order is kept) it goes to the memory buffer instead. Refused
+    /// ([`QueueError::OverLimit`]) when it would pass the gateway-wide bounds.
     pub async fn enqueue(&self, request: QueuedRequest) -> Result<Durability, QueueError> {
+        self.enqueue_within(request, QueueBounds::UNBOUNDED).await
+    }
+
+    /// [`enqueue`](Self::enqueue) unless it would pass `bounds` (its upstream's) or the
+    /// gateway-wide bounds ([`QueueError::OverLimit`]); nothing already accepted is dropped.
+    pub async fn enqueue_within(
+        &self,
+        request: QueuedRequest,
+        bounds: QueueBounds,
+    ) -> Result<Durability, QueueError> {
+        let upstream = request.upstream.clone();
+        let bytes = request.body.len() as u64;
+        if let Err(bound) = self.reserve(&upstream, bytes, bounds) {
+            // The figures may be stale (another replica may have delivered some since):
+            // recount before refusing, at most once a second.
+            if !self.recount_due() {
+                return Err(QueueError::OverLimit { bound });
+            }
+            if let Err(e) = self.recount_pending().await {
+                tracing::debug!(error = %e, "pending requests not recounted");
+            }
+            self.reserve(&upstream, bytes, bounds)
+                .map_err(|bound| QueueError::OverLimit { bound })?;
+        }
+        let kept = self.keep(request).await;
+        if kept.is_err() {
+            self.tallies().release(&upstream, bytes);
+        }
+        kept
+    }
+
+    fn reserve(&self, upstream: &str, bytes: u64, own: QueueBounds) -> Result<(), String> {
+        let options = &self.inner.options;
+        let all = QueueBounds {
+            max_requests: options.queue_max_requests,
+            max_bytes: options.queue_max_bytes,
+        };
+        self.tallies().reserve(upstream, bytes, own, all)
+    }
+
+    fn tallies(&self) -> std::sync::MutexGuard<'_, super::tally::Tallies> {
+        self.inner
+            .tallies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether a recount is allowed now (at most once per [`RECOUNT_EVERY`]); marks it done.
+    fn recount_due(&self) -> bool {
+        let mut at = self
+            .inner
+            .recounted_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = tokio::time::Instant::now();
+        if at.is_some_and(|at| now.duration_since(at) < RECOUNT_EVERY) {
+            return false;
+        }
+        *at = Some(now);
+        true
+    }
+
+    /// Recounts the pending requests and bytes per upstream: the database's and the memory
+    /// buffer's.
+    pub(super) async fn recount_pending(&self) -> Result<(), StoreError> {
+        let query = async {
+            on_db!(&self.inner.db, |pool| {
+                let rows: Result<Vec<(String, i64, i64)>, _> =
+                    sqlx::query_as(PENDING_TALLY).fetch_all(pool).await;
+                rows
+            })
+        };
+        let rows = self.call("queue_recount", query).await?;
+        let mut counted: HashMap<String, Tally> = HashMap::new();
+        for (upstream, n, bytes) in rows {
+            counted.insert(
+                upstream,
+                Tally {
+                    requests: u64::try_from(n).unwrap_or(0),
+                    bytes: u64::try_from(bytes).unwrap_or(0),
+                },
+            );
+        }
+        let mut tallies = self.tallies();
+        for r in self.buffer().iter() {
+            let t = counted.entry(r.upstream.clone()).or_default();
+            t.requests += 1;
+            t.bytes += r.body.len() as u64;
+        }
+        tallies.replace(counted);
+        Ok(())
+    }
+
+    /// Keeps `request` in the database, or in the memory buffer while the database is
+    /// unavailable or older requests still wait there.
+    async fn keep(&self, request: QueuedRequest) -> Result<Durability, QueueError> {
         if !self.buffer().is_empty() {
             return self.buffer_request(request);
         }
@@ -203,18 +314,25 @@ impl Store {
         let (name, code, reason) = rows::status_columns(status);
         let now = rows::to_ms(self.wall_now());
         let query = async {
-            on_db!(&self.inner.db, |pool| sqlx::query(FINISH)
-                .bind(id.to_string())
-                .bind(name)
-                .bind(code)
-                .bind(reason.as_deref())
-                .bind(i64::from(attempts))
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(|_| ()))
+            on_db!(&self.inner.db, |pool| {
+                let row: Result<Option<(String, Option<i64>)>, _> = sqlx::query_as(FINISH)
+                    .bind(id.to_string())
+                    .bind(name)
+                    .bind(code)
+                    .bind(reason.as_deref())
+                    .bind(i64::from(attempts))
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await;
+                row
+            })
         };
-        self.call("finish", query).await
+        // `None`: it was finished already (by a replica whose lease we outlived).
+        if let Some((upstream, bytes)) = self.call("finish", query).await? {
+            let bytes = bytes.and_then(|b| u64::try_from(b).ok()).unwrap_or(0);
+            self.tallies().release(&upstream, bytes);
+        }
+        Ok(())
     }
 
     /// Puts a request this replica claimed back to pending after a failed attempt (nothing if
@@ -388,6 +506,14 @@ pub struct QueueDepth {
 impl QueueStore for Store {
     fn enqueue(&self, request: QueuedRequest) -> BoxFuture<'_, Result<Durability, QueueError>> {
         Box::pin(Store::enqueue(self, request))
+    }
+
+    fn enqueue_within(
+        &self,
+        request: QueuedRequest,
+        bounds: QueueBounds,
+    ) -> BoxFuture<'_, Result<Durability, QueueError>> {
+        Box::pin(Store::enqueue_within(self, request, bounds))
     }
 
     fn claim_next<'a>(

@@ -172,3 +172,23 @@ async fn listing_large_bodies_reads_only_their_size() {
     let rest = store.queue_listing(page.next, 100).await;
     assert_eq!((rest.entries.len(), rest.next), (20, None));
 }
+
+#[tokio::test]
+async fn sqlite_connections_bound_the_wal_file() {
+    let config = memory_config();
+    let breaker = Arc::new(Breaker::new("database", config.breaker.clone()));
+    let store = Store::connect(&config, breaker).await.expect("open");
+    let Db::Sqlite(pool) = &store.inner.db else {
+        panic!("an SQLite store");
+    };
+    let (limit,): (i64,) = sqlx::query_as("PRAGMA journal_size_limit")
+        .fetch_one(pool)
+        .await
+        .expect("pragma");
+    assert_eq!(
+        limit,
+        64 * 1024 * 1024,
+        "SQLite's default (-1) keeps the WAL's high-water mark"
+    );
+    assert!(store.size_bytes().await.expect("size") > 0);
+}
