@@ -237,3 +237,40 @@ async fn the_database_size_is_a_gauge() {
     assert!(grown >= size + 2.0 * 1024.0 * 1024.0, "{size} → {grown}");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_cache_table_keeps_cache_max_entries_rows() {
+    let dir = TempDir::new();
+    let c = TestUpstream::start().await;
+    let upstreams = format!(
+        "[upstreams.c]\nurl = \"{}\"\nfallback = \"cache\"\n",
+        c.url()
+    );
+    let gw = start(&dir, "cache_max_entries = 2", &upstreams).await;
+    for n in 0..6 {
+        let response = reqwest::get(format!("{}/proxy/c/item/{n}", gw.base()))
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let db = dir.0.join("bounds.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("open the gateway's database");
+    let kept = || async {
+        let paths: Vec<(String,)> =
+            sqlx::query_as("SELECT path_and_query FROM cached_responses ORDER BY path_and_query")
+                .fetch_all(&pool)
+                .await
+                .expect("read the cache table");
+        paths.into_iter().map(|(p,)| p).collect::<Vec<_>>()
+    };
+    // The two most recently stored, once every write behind has landed and a prune has run.
+    wait_until(
+        "the cache table pruned to 2 rows",
+        Duration::from_secs(20),
+        || async { kept().await == ["/item/4", "/item/5"] },
+    )
+    .await;
+    gw.stop().await;
+}

@@ -216,3 +216,33 @@ async fn finished_requests_are_pruned_past_retention_or_beyond_the_newest_kept()
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_holds_its_bounds_across_reopening_and_lists_by_pages() {
+    let pg = PgServer::new();
+    let config = store_config(&pg.url());
+    support::store::check_queue_bounds(|options| {
+        let config = config.clone();
+        async move {
+            Store::connect_with(&config, database_breaker(&config), options)
+                .await
+                .expect("connect")
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_table_is_pruned_to_its_bounds_least_recently_used_first() {
+    let pg = PgServer::new();
+    let config = store_config(&pg.url());
+    support::store::check_cache_pruning(|options| {
+        let config = config.clone();
+        async move {
+            Store::connect_with(&config, database_breaker(&config), options)
+                .await
+                .expect("connect")
+        }
+    })
+    .await;
+}

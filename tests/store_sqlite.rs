@@ -444,3 +444,27 @@ async fn stored_requests_are_claimed_before_the_memory_buffer_each_once() {
     assert_eq!(claimed, expected);
     assert!(!store.is_degraded());
 }
+
+/// The cache table keeps at most `cache_max_entries` rows and `cache_max_bytes`, the least
+/// recently used going first, and no row past its upstream's TTL.
+#[tokio::test]
+async fn the_cache_table_is_pruned_to_its_bounds_least_recently_used_first() {
+    let dir = TempDir::new();
+    let url = dir.sqlite_url("cache.db");
+    support::store::check_cache_pruning(|options| {
+        let url = url.clone();
+        async move { support::store::open_with(&url, options).await }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_queue_holds_its_bounds_across_reopening_and_lists_by_pages() {
+    let dir = TempDir::new();
+    let url = dir.sqlite_url("bounded.db");
+    support::store::check_queue_bounds(|options| {
+        let url = url.clone();
+        async move { support::store::open_with(&url, options).await }
+    })
+    .await;
+}

@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "queue_pending_indexes",
         include_str!("migrations/0003_queue_pending_indexes.sql"),
     ),
+    (
+        4,
+        "cache_bounds",
+        include_str!("migrations/0004_cache_bounds.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

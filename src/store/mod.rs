@@ -59,6 +59,10 @@ pub struct StoreOptions {
     pub queue_max_requests: u64,
     /// Most body bytes pending in the queue, every upstream together (1 GiB).
     pub queue_max_bytes: u64,
+    /// Most rows in the cache table (10,000); the least recently used go first.
+    pub cache_max_entries: u64,
+    /// Most bytes of cached responses in the cache table (64 MiB).
+    pub cache_max_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -71,6 +75,8 @@ impl Default for StoreOptions {
             finished_keep: 10_000,
             queue_max_requests: StoreConfig::DEFAULT_QUEUE_MAX_REQUESTS,
             queue_max_bytes: StoreConfig::DEFAULT_QUEUE_MAX_BYTES,
+            cache_max_entries: StoreConfig::DEFAULT_CACHE_MAX_ENTRIES as u64,
+            cache_max_bytes: StoreConfig::DEFAULT_CACHE_MAX_BYTES as u64,
         }
     }
 }
@@ -84,6 +90,18 @@ impl StoreOptions {
             .finished_retention(config.queue_finished_retention)
             .finished_keep(config.queue_finished_keep)
             .queue_max(config.queue_max_requests, config.queue_max_bytes)
+            .cache_max(
+                config.cache_max_entries as u64,
+                config.cache_max_bytes as u64,
+            )
+    }
+
+    /// Sets [`cache_max_entries`](Self::cache_max_entries) and
+    /// [`cache_max_bytes`](Self::cache_max_bytes).
+    pub fn cache_max(mut self, entries: u64, bytes: u64) -> Self {
+        self.cache_max_entries = entries;
+        self.cache_max_bytes = bytes;
+        self
     }
 
     /// Sets [`queue_max_requests`](Self::queue_max_requests) and
