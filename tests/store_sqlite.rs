@@ -452,8 +452,7 @@ async fn the_cache_table_is_pruned_to_its_bounds_least_recently_used_first() {
     let dir = TempDir::new();
     let url = dir.sqlite_url("cache.db");
     support::store::check_cache_pruning(|options| {
-        let url = url.clone();
-        async move { support::store::open_with(&url, options).await }
+        support::store::open_with_owned(url.clone(), options)
     })
     .await;
 }
@@ -463,8 +462,7 @@ async fn the_queue_holds_its_bounds_across_reopening_and_lists_by_pages() {
     let dir = TempDir::new();
     let url = dir.sqlite_url("bounded.db");
     support::store::check_queue_bounds(|options| {
-        let url = url.clone();
-        async move { support::store::open_with(&url, options).await }
+        support::store::open_with_owned(url.clone(), options)
     })
     .await;
 }

@@ -80,34 +80,44 @@ where
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let id: String = row
-        .try_get("id")
-        .map_err(|e| corrupt("a queued request", e))?;
-    let what = || format!("queued request {id}");
-    let get_err = |e: sqlx::Error| corrupt(&what(), e);
-    let status: String = row.try_get("status").map_err(get_err)?;
-    let code: Option<i64> = row.try_get("status_code").map_err(get_err)?;
-    let reason: Option<String> = row.try_get("reason").map_err(get_err)?;
-    let status = status_of(&status, code, reason)
-        .ok_or_else(|| corrupt(&what(), format!("unknown status {status:?}")))?;
+    let e = described(row)?;
+    let what = || format!("queued request {}", e.id);
+    let get_err = |err: sqlx::Error| corrupt(&what(), err);
     let headers: Vec<u8> = row.try_get("headers").map_err(get_err)?;
-    let attempts: i64 = row.try_get("attempts").map_err(get_err)?;
+    let headers = decode_headers(&headers)
+        .ok_or_else(|| corrupt(&what(), "headers are not in the stored format"))?;
+    let body = Bytes::from(row.try_get::<Vec<u8>, _>("body").map_err(get_err)?);
     Ok(QueuedRequest {
-        id: Uuid::parse_str(&id).map_err(|e| corrupt(&what(), e))?,
-        upstream: row.try_get("upstream").map_err(get_err)?,
-        method: row.try_get("method").map_err(get_err)?,
-        path_and_query: row.try_get("path_and_query").map_err(get_err)?,
-        headers: decode_headers(&headers)
-            .ok_or_else(|| corrupt(&what(), "headers are not in the stored format"))?,
-        body: Bytes::from(row.try_get::<Vec<u8>, _>("body").map_err(get_err)?),
-        enqueued_at: from_ms(row.try_get("enqueued_at").map_err(get_err)?),
-        attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
-        status,
+        id: e.id,
+        upstream: e.upstream,
+        method: e.method,
+        path_and_query: e.path_and_query,
+        headers,
+        body,
+        enqueued_at: e.enqueued_at,
+        attempts: e.attempts,
+        status: e.status,
     })
 }
 
 /// Reads a listed queued request from a row holding the columns of `queue::LIST`.
 pub(super) fn entry<R>(row: &R) -> Result<QueueEntry, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let mut e = described(row)?;
+    let body_bytes: Option<i64> = row
+        .try_get("body_bytes")
+        .map_err(|err| corrupt(&format!("queued request {}", e.id), err))?;
+    e.body_bytes = body_bytes.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+    Ok(e)
+}
+
+/// The columns a queued request and its listing share (`body_bytes` left at 0).
+fn described<R>(row: &R) -> Result<QueueEntry, StoreError>
 where
     R: Row,
     for<'a> &'a str: ColumnIndex<R>,
@@ -123,13 +133,12 @@ where
     let code: Option<i64> = row.try_get("status_code").map_err(get_err)?;
     let reason: Option<String> = row.try_get("reason").map_err(get_err)?;
     let attempts: i64 = row.try_get("attempts").map_err(get_err)?;
-    let body_bytes: Option<i64> = row.try_get("body_bytes").map_err(get_err)?;
     Ok(QueueEntry {
         id: Uuid::parse_str(&id).map_err(|e| corrupt(&what(), e))?,
         upstream: row.try_get("upstream").map_err(get_err)?,
         method: row.try_get("method").map_err(get_err)?,
         path_and_query: row.try_get("path_and_query").map_err(get_err)?,
-        body_bytes: body_bytes.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+        body_bytes: 0,
         enqueued_at: from_ms(row.try_get("enqueued_at").map_err(get_err)?),
         attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
         status: status_of(&status, code, reason)

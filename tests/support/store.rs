@@ -109,6 +109,11 @@ pub async fn open_with(url: &str, options: StoreOptions) -> Store {
         .expect("open the SQLite store")
 }
 
+/// [`open_with`] taking its URL by value, for closures that open the same database again.
+pub async fn open_with_owned(url: String, options: StoreOptions) -> Store {
+    open_with(&url, options).await
+}
+
 /// Finished requests are pruned beyond the newest `keep` and past the retention; pending ones
 /// never are. `connect` opens the same database with the options it is given.
 pub async fn check_finished_pruning<F, Fut>(connect: F)
