@@ -32,7 +32,7 @@ pub enum QueueError {
     },
     /// Taking it would pass a bound on pending requests (`queue_max_requests` or
     /// `queue_max_bytes`, of its upstream or of the whole gateway).
-    #[error("the queue is full: {bound}")]
+    #[error("{bound}")]
     OverLimit {
         /// Which bound, in words: e.g. "upstream `q` holds 3 pending requests
         /// (queue_max_requests = 3)".

@@ -97,8 +97,12 @@ impl Pipeline {
             Err(full @ (QueueError::Full { .. } | QueueError::OverLimit { .. })) => {
                 served_by(outcome, FallbackKind::Error);
                 outcome.error = Some("queue_full");
+                let why = match full {
+                    QueueError::OverLimit { bound } => bound,
+                    other => other.to_string(),
+                };
                 let message = format!(
-                    "upstream `{}` is unavailable and its request queue is full ({full})",
+                    "upstream `{}` is unavailable and its request queue is full: {why}",
                     upstream.name()
                 );
                 let response = json_error(StatusCode::SERVICE_UNAVAILABLE, "queue_full", &message);

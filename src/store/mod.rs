@@ -184,6 +184,9 @@ struct Inner {
     tallies: Mutex<tally::Tallies>,
     /// When the tallies were last recounted from the database.
     recounted_at: Mutex<Option<tokio::time::Instant>>,
+    /// The tallies have been counted from the database once: until then the background task
+    /// keeps trying, so that what a previous run left pending counts against the bounds.
+    counted: AtomicBool,
 }
 
 impl Store {
@@ -227,6 +230,7 @@ impl Store {
             wake: Arc::new(Notify::new()),
             tallies: Mutex::new(tally::Tallies::default()),
             recounted_at: Mutex::new(None),
+            counted: AtomicBool::new(false),
         });
         let store = Store { inner };
         match store.migrate().await {
@@ -431,6 +435,11 @@ fn spawn_maintenance(store: &Store) {
             let store = Store { inner };
             if !store.inner.ready.load(Ordering::Acquire) && store.migrate().await.is_err() {
                 continue;
+            }
+            if !store.inner.counted.load(Ordering::Acquire)
+                && let Err(e) = store.recount_pending().await
+            {
+                tracing::debug!(error = %e, "pending requests not counted yet");
             }
             if !store.buffer().is_empty() {
                 if let Err(e) = store.flush().await {

@@ -183,6 +183,9 @@ impl Store {
             t.bytes += r.body.len() as u64;
         }
         tallies.replace(counted);
+        self.inner
+            .counted
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
