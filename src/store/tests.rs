@@ -192,3 +192,30 @@ async fn sqlite_connections_bound_the_wal_file() {
     );
     assert!(store.size_bytes().await.expect("size") > 0);
 }
+
+#[tokio::test]
+async fn a_listing_the_database_could_not_answer_says_it_is_incomplete() {
+    let config = memory_config();
+    let breaker = Arc::new(Breaker::new("database", config.breaker.clone()));
+    let store = Store::connect(&config, Arc::clone(&breaker))
+        .await
+        .expect("open");
+    let stored = request(1);
+    assert_eq!(store.enqueue(stored.clone()).await, Ok(Durability::Stored));
+    breaker.force_open();
+    let held = request(2);
+    assert_eq!(store.enqueue(held.clone()).await, Ok(Durability::Memory));
+    let page = store.queue_listing(None, 10).await;
+    assert!(
+        !page.complete,
+        "the database's requests are missing from it"
+    );
+    let ids: Vec<_> = page.entries.iter().map(|e| e.id).collect();
+    assert_eq!(ids, [held.id], "the memory buffer is listed");
+    breaker.reset();
+    let page = store.queue_listing(None, 10).await;
+    assert!(page.complete);
+    let mut both = [stored.id, held.id];
+    both.sort();
+    assert_eq!(page.entries.iter().map(|e| e.id).collect::<Vec<_>>(), both);
+}
