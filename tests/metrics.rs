@@ -228,6 +228,8 @@ async fn a_scripted_breaker_life_shows_in_every_series_with_exact_values() {
         ("breakerbox_store_degraded", "gauge"),
         ("breakerbox_config_reloads_total", "counter"),
         ("breakerbox_build_info", "gauge"),
+        ("breakerbox_queue_refused_total", "counter"),
+        ("breakerbox_store_size_bytes", "gauge"),
     ];
     for (name, kind) in types {
         assert_eq!(

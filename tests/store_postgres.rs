@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use breakerbox::config::StoreKind;
+use breakerbox::config::{StoreConfig, StoreKind};
 use breakerbox::fallback::queue::RequestQueue;
 use breakerbox::fallback::{CacheStore, CachedResponse, Durability, QueueStatus};
 use breakerbox::store::{Store, StoreOptions};
@@ -21,6 +21,13 @@ use uuid::Uuid;
 async fn connect(url: &str) -> Store {
     let config = store_config(url);
     let options = StoreOptions::default().retry_interval(Duration::from_millis(100));
+    Store::connect_with(&config, database_breaker(&config), options)
+        .await
+        .expect("connect")
+}
+
+/// Another store on `config`'s database with `options`, as another replica (or a restart) opens.
+async fn connect_with(config: StoreConfig, options: StoreOptions) -> Store {
     Store::connect_with(&config, database_breaker(&config), options)
         .await
         .expect("connect")
@@ -206,13 +213,19 @@ async fn cache_and_history_use_the_same_tables_on_postgres() {
 async fn finished_requests_are_pruned_past_retention_or_beyond_the_newest_kept() {
     let pg = PgServer::new();
     let config = store_config(&pg.url());
-    support::store::check_finished_pruning(|options| {
-        let config = config.clone();
-        async move {
-            Store::connect_with(&config, database_breaker(&config), options)
-                .await
-                .expect("connect")
-        }
-    })
-    .await;
+    support::store::check_finished_pruning(|options| connect_with(config.clone(), options)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_holds_its_bounds_across_reopening_and_lists_by_pages() {
+    let pg = PgServer::new();
+    let config = store_config(&pg.url());
+    support::store::check_queue_bounds(|options| connect_with(config.clone(), options)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_table_is_pruned_to_its_bounds_least_recently_used_first() {
+    let pg = PgServer::new();
+    let config = store_config(&pg.url());
+    support::store::check_cache_pruning(|options| connect_with(config.clone(), options)).await;
 }

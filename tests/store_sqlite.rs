@@ -69,19 +69,19 @@ async fn queue_claims_oldest_first_and_records_outcomes() {
     assert_eq!(third.id, reqs[2].id);
     assert_eq!(store.claim_next("qbittorrent").await.expect("claim"), None);
 
-    // Listing: pending first (claimed ones are still pending), then the most recent finished.
+    // Listing: in id (acceptance) order, whatever the status (claimed ones are still pending).
     let entries = store.queue_entries(10).await;
     let statuses: Vec<_> = entries.iter().map(|e| (e.id, e.status.clone())).collect();
-    assert_eq!(statuses.len(), 4);
     assert_eq!(
-        &statuses[..2],
-        &[
+        statuses,
+        [
+            (reqs[0].id, QueueStatus::Delivered { status: 201 }),
+            (reqs[1].id, failed),
             (reqs[2].id, QueueStatus::Pending),
-            (entries[1].id, QueueStatus::Pending),
+            (entries[3].id, QueueStatus::Pending),
         ]
     );
-    assert!(statuses.contains(&(reqs[0].id, QueueStatus::Delivered { status: 201 })));
-    assert!(statuses.contains(&(reqs[1].id, failed)));
+    assert_eq!(entries[3].upstream, "other");
     assert_eq!(
         store.queue_depth().await.pending.get("qbittorrent"),
         Some(&1)
@@ -443,4 +443,26 @@ async fn stored_requests_are_claimed_before_the_memory_buffer_each_once() {
     let expected: Vec<_> = stored.iter().chain(&buffered).map(|r| r.id).collect();
     assert_eq!(claimed, expected);
     assert!(!store.is_degraded());
+}
+
+/// The cache table keeps at most `cache_max_entries` rows and `cache_max_bytes`, the least
+/// recently used going first, and no row past its upstream's TTL.
+#[tokio::test]
+async fn the_cache_table_is_pruned_to_its_bounds_least_recently_used_first() {
+    let dir = TempDir::new();
+    let url = dir.sqlite_url("cache.db");
+    support::store::check_cache_pruning(|options| {
+        support::store::open_with_owned(url.clone(), options)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_queue_holds_its_bounds_across_reopening_and_lists_by_pages() {
+    let dir = TempDir::new();
+    let url = dir.sqlite_url("bounded.db");
+    support::store::check_queue_bounds(|options| {
+        support::store::open_with_owned(url.clone(), options)
+    })
+    .await;
 }

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value, json};
 use tokio_stream::wrappers::{BroadcastStream, IntervalStream};
+use uuid::Uuid;
 
 use super::auth::authorize;
 use super::error::ApiError;
@@ -135,13 +136,48 @@ pub(super) async fn chaos_trip(
     Ok(Json(one(&breaker, Some("circuit breaker tripped"))))
 }
 
-/// `GET /admin/queue`
-pub(super) async fn queue(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Answer {
+/// Requests listed per page of `GET /admin/queue` unless `limit` says otherwise, and the most.
+const QUEUE_PAGE: usize = 100;
+const QUEUE_PAGE_MAX: usize = 1000;
+
+/// `limit` (1 to [`QUEUE_PAGE_MAX`]) and `after` (the last id of the previous page).
+fn page_of(query: &BTreeMap<String, String>) -> Result<(usize, Option<Uuid>), ApiError> {
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
+    let limit = match query.get("limit") {
+        None => QUEUE_PAGE,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=QUEUE_PAGE_MAX).contains(&n) => n,
+            _ => {
+                return Err(bad(format!(
+                    "limit is {text:?}: expected a whole number from 1 to {QUEUE_PAGE_MAX}"
+                )));
+            }
+        },
+    };
+    let after = match query.get("after") {
+        None => None,
+        Some(text) => Some(Uuid::parse_str(text).map_err(|_| {
+            bad(format!(
+                "after is {text:?}: expected a queued request's id (meta.next of the previous page)"
+            ))
+        })?),
+    };
+    Ok((limit, after))
+}
+
+/// `GET /admin/queue?limit=N&after=ID`: one page of queued requests in id order; `meta.next`
+/// is the `after` of the next page (`null` on the last).
+pub(super) async fn queue(
+    State(gateway): State<Arc<Gateway>>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Answer {
     allow(&gateway, &headers, Role::Viewer)?;
-    let entries = gateway.store().queue_entries(500).await;
+    let (limit, after) = page_of(&query)?;
+    let listing = gateway.store().queue_listing(after, limit).await;
     let depth = gateway.store().queue_depth().await;
     let mut by_upstream = Map::new();
-    for entry in &entries {
+    for entry in &listing.entries {
         if let Some(list) = by_upstream
             .entry(entry.upstream.clone())
             .or_insert_with(|| json!([]))
@@ -159,6 +195,11 @@ pub(super) async fn queue(State(gateway): State<Arc<Gateway>>, headers: HeaderMa
             // `false` while the database could not be asked: `pending` then counts only the
             // requests held in memory.
             "pending_complete": depth.complete,
+            // `false` while the database could not be read: `data` then lists only the
+            // requests held in memory, and `next` says nothing about the database's.
+            "complete": listing.complete,
+            "next": listing.next.map(|id| id.to_string()),
+            "limit": limit,
             "store_degraded": gateway.store().is_degraded(),
         },
     })))

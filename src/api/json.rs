@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::breaker::Snapshot;
-use crate::fallback::QueuedRequest;
+use crate::store::QueueEntry;
 
 /// RFC 3339 with milliseconds, UTC.
 pub fn timestamp(at: SystemTime) -> String {
@@ -241,7 +241,7 @@ mod seconds {
 }
 
 /// One queued request as `GET /admin/queue` lists it (no body, no headers: they may be private).
-pub(super) fn queued(request: &QueuedRequest) -> Value {
+pub(super) fn queued(request: &QueueEntry) -> Value {
     let mut entry = json!({
         "id": request.id.to_string(),
         "upstream": request.upstream,
@@ -250,7 +250,7 @@ pub(super) fn queued(request: &QueuedRequest) -> Value {
         "enqueued_at": timestamp(request.enqueued_at),
         "attempts": request.attempts,
         "status": request.status.as_str(),
-        "body_bytes": request.body.len(),
+        "body_bytes": request.body_bytes,
     });
     match &request.status {
         crate::fallback::QueueStatus::Delivered { status } => {

@@ -385,6 +385,12 @@ impl<O> TryFrom<In<'_, &Layered<O, BreakerKeys, CallKeys>>> for Defaults {
                     params.unwrap_or_else(|| d.credentials.params.clone()),
                 )
             },
+            queue_max_requests: i
+                .int(key!(c, queue_max_requests), 1, i64::MAX)?
+                .unwrap_or(d.queue_max_requests),
+            queue_max_bytes: i
+                .int(key!(c, queue_max_bytes), 1, i64::MAX)?
+                .unwrap_or(d.queue_max_bytes),
         })
     }
 }
@@ -412,6 +418,18 @@ impl TryFrom<In<'_, RawStore>> for StoreConfig {
             queue_finished_keep: i
                 .int(key!(s, queue_finished_keep), 0, i64::MAX)?
                 .unwrap_or(StoreConfig::DEFAULT_QUEUE_FINISHED_KEEP),
+            queue_max_requests: i
+                .int(key!(s, queue_max_requests), 1, i64::MAX)?
+                .unwrap_or(StoreConfig::DEFAULT_QUEUE_MAX_REQUESTS),
+            queue_max_bytes: i
+                .int(key!(s, queue_max_bytes), 1, i64::MAX)?
+                .unwrap_or(StoreConfig::DEFAULT_QUEUE_MAX_BYTES),
+            cache_max_entries: i
+                .int(key!(s, cache_max_entries), 1, i64::MAX)?
+                .unwrap_or(StoreConfig::DEFAULT_CACHE_MAX_ENTRIES),
+            cache_max_bytes: i
+                .int(key!(s, cache_max_bytes), 1, i64::MAX)?
+                .unwrap_or(StoreConfig::DEFAULT_CACHE_MAX_BYTES),
         })
     }
 }
@@ -517,6 +535,8 @@ impl TryFrom<In<'_, (String, RawUpstream)>> for UpstreamConfig {
             retry_budget_percent: own.retry_budget_percent,
             retry_min_per_second: own.retry_min_per_second,
             credentials: own.credentials,
+            queue_max_requests: own.queue_max_requests,
+            queue_max_bytes: own.queue_max_bytes,
         })
     }
 }

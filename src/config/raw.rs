@@ -53,6 +53,10 @@ pub(crate) struct StoreKeys {
     #[serde(default, with = "duration")]
     pub(crate) queue_finished_retention: Option<Duration>,
     pub(crate) queue_finished_keep: Option<i64>,
+    pub(crate) queue_max_requests: Option<i64>,
+    pub(crate) queue_max_bytes: Option<i64>,
+    pub(crate) cache_max_entries: Option<i64>,
+    pub(crate) cache_max_bytes: Option<i64>,
 }
 
 /// `[admin]`.
@@ -145,6 +149,8 @@ pub(crate) struct CallKeys {
     pub(crate) credential_headers: Option<Vec<String>>,
     #[serde(default, deserialize_with = "names")]
     pub(crate) credential_params: Option<Vec<String>>,
+    pub(crate) queue_max_requests: Option<i64>,
+    pub(crate) queue_max_bytes: Option<i64>,
 }
 
 /// No keys: the part of a [`Layered`] table that a section lacks.

@@ -92,6 +92,10 @@ impl From<&Config> for RawConfig {
                 }
                 Fallback::Queue | Fallback::Error => (None, None),
             };
+            // The queue's bounds matter only to an upstream that queues.
+            let queues = matches!(u.fallback, Fallback::Queue);
+            let queue_max_requests = queues.then_some(u.queue_max_requests).and_then(int);
+            let queue_max_bytes = queues.then_some(u.queue_max_bytes).and_then(int);
             let own = UpstreamKeys {
                 url: Some(u.url.as_str().to_owned()),
                 fallback: Some(u.fallback.kind().to_owned()),
@@ -106,6 +110,8 @@ impl From<&Config> for RawConfig {
                 cache_ttl,
                 credential_headers: Some(u.credentials.headers.clone()),
                 credential_params: Some(u.credentials.params.clone()),
+                queue_max_requests,
+                queue_max_bytes,
             };
             let breaker = (&u.breaker).into();
             (name.clone(), Layered { own, breaker, call })
@@ -116,6 +122,10 @@ impl From<&Config> for RawConfig {
             queue_memory_capacity: int(c.store.queue_memory_capacity),
             queue_finished_retention: Some(c.store.queue_finished_retention),
             queue_finished_keep: int(c.store.queue_finished_keep),
+            queue_max_requests: int(c.store.queue_max_requests),
+            queue_max_bytes: int(c.store.queue_max_bytes),
+            cache_max_entries: int(c.store.cache_max_entries),
+            cache_max_bytes: int(c.store.cache_max_bytes),
         };
         let defaults = CallKeys {
             call_timeout: Some(d.call_timeout),
@@ -125,6 +135,8 @@ impl From<&Config> for RawConfig {
             cache_ttl: Some(d.cache_ttl),
             credential_headers: Some(d.credentials.headers.clone()),
             credential_params: Some(d.credentials.params.clone()),
+            queue_max_requests: int(d.queue_max_requests),
+            queue_max_bytes: int(d.queue_max_bytes),
         };
         RawConfig {
             server: Some(RawServer {

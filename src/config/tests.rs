@@ -156,6 +156,30 @@ fn impossible_values_are_refused_with_their_key() {
             "must be at least 0",
         ),
         (
+            "[store]\nqueue_max_bytes = 0".into(),
+            "store.queue_max_bytes",
+            "0",
+            "must be at least 1",
+        ),
+        (
+            "[store]\ncache_max_entries = 0".into(),
+            "store.cache_max_entries",
+            "0",
+            "must be at least 1",
+        ),
+        (
+            "[defaults]\nqueue_max_requests = 0".into(),
+            "defaults.queue_max_requests",
+            "0",
+            "must be at least 1",
+        ),
+        (
+            "[upstreams.q]\nurl = \"http://q\"\nfallback = \"queue\"\nqueue_max_bytes = -5".into(),
+            "upstreams.q.queue_max_bytes",
+            "-5",
+            "must be at least 1",
+        ),
+        (
             "[store]\nurl = \"mysql://u:hunter2@db/x\"".into(),
             "store.url",
             "\"mysql://u:<redacted>@db/x\"",
@@ -671,6 +695,39 @@ fn queue_limits_come_from_the_store_section_or_the_environment() {
         ),
         (250, Duration::from_secs(900), 42)
     );
+}
+
+#[test]
+fn queue_and_cache_bounds_come_from_the_file_defaults_or_the_environment() {
+    let text = format!(
+        "[store]\nqueue_max_requests = 500\ncache_max_bytes = 1000\n\
+         [defaults]\nqueue_max_bytes = 2048\n{BASE}\
+         [upstreams.q]\nurl = \"http://127.0.0.1:8081\"\nfallback = \"queue\"\n\
+         queue_max_requests = 7\n\
+         [upstreams.r]\nurl = \"http://127.0.0.1:8082\"\nfallback = \"queue\"\n"
+    );
+    let env = [("BREAKERBOX_UPSTREAMS_R_QUEUE_MAX_REQUESTS", "9")];
+    let config = load(&text, &env).expect("valid");
+    let s = &config.store;
+    assert_eq!(
+        (s.queue_max_requests, s.queue_max_bytes),
+        (500, 1024 * 1024 * 1024)
+    );
+    assert_eq!((s.cache_max_entries, s.cache_max_bytes), (10_000, 1000));
+    let (q, r) = (&config.upstreams["q"], &config.upstreams["r"]);
+    assert_eq!((q.queue_max_requests, q.queue_max_bytes), (7, 2048));
+    assert_eq!((r.queue_max_requests, r.queue_max_bytes), (9, 2048));
+    let rendered = config.to_toml();
+    for key in [
+        "queue_max_requests = 7",
+        "queue_max_bytes = 2048",
+        "cache_max_entries = 10000",
+    ] {
+        assert!(rendered.contains(key), "{key}: {rendered}");
+    }
+    let again = load(&rendered, &[]).expect("the rendering loads");
+    assert_eq!(again.upstreams["r"].queue_max_requests, 9);
+    assert_eq!(again.store.cache_max_bytes, 1000);
 }
 
 #[test]

@@ -78,6 +78,19 @@ pub struct StoreConfig {
     /// Most finished queued requests kept whatever their age, the newest
     /// (`queue_finished_keep`, default 10,000; 0 keeps none).
     pub queue_finished_keep: usize,
+    /// Most requests pending in the durable queue, every upstream together
+    /// (`queue_max_requests`, default 100,000); beyond it a queued call answers 503
+    /// `queue_full`.
+    pub queue_max_requests: u64,
+    /// Most body bytes pending in the durable queue, every upstream together
+    /// (`queue_max_bytes`, default 1 GiB); beyond it a queued call answers 503 `queue_full`.
+    pub queue_max_bytes: u64,
+    /// Most cached responses kept, in memory and in the store alike (`cache_max_entries`,
+    /// default 10,000); the least recently used go first.
+    pub cache_max_entries: usize,
+    /// Most bytes of cached responses kept, in memory and in the store alike
+    /// (`cache_max_bytes`, default 64 MiB); the least recently used go first.
+    pub cache_max_bytes: usize,
 }
 
 impl StoreConfig {
@@ -89,6 +102,14 @@ impl StoreConfig {
     pub const DEFAULT_QUEUE_FINISHED_RETENTION: Duration = Duration::from_secs(3600);
     /// Default `queue_finished_keep`.
     pub const DEFAULT_QUEUE_FINISHED_KEEP: usize = 10_000;
+    /// Default `queue_max_requests` (gateway-wide).
+    pub const DEFAULT_QUEUE_MAX_REQUESTS: u64 = 100_000;
+    /// Default `queue_max_bytes` (gateway-wide): 1 GiB.
+    pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+    /// Default `cache_max_entries`.
+    pub const DEFAULT_CACHE_MAX_ENTRIES: usize = 10_000;
+    /// Default `cache_max_bytes`: 64 MiB.
+    pub const DEFAULT_CACHE_MAX_BYTES: usize = 64 * 1024 * 1024;
 }
 
 /// `[admin]`.
@@ -199,6 +220,12 @@ pub struct Defaults {
     pub cache_ttl: Duration,
     /// `credential_headers` and `credential_params`, default [`Credentials::default`].
     pub credentials: Credentials,
+    /// `queue_max_requests` for upstreams with `fallback = "queue"`: most of its requests
+    /// pending at once, default 10,000.
+    pub queue_max_requests: u64,
+    /// `queue_max_bytes` for upstreams with `fallback = "queue"`: most body bytes of its
+    /// requests pending at once, default 256 MiB.
+    pub queue_max_bytes: u64,
 }
 
 impl Default for Defaults {
@@ -211,6 +238,8 @@ impl Default for Defaults {
             retry_min_per_second: 3,
             cache_ttl: Duration::from_secs(3600),
             credentials: Credentials::default(),
+            queue_max_requests: 10_000,
+            queue_max_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -282,6 +311,11 @@ pub struct UpstreamConfig {
     pub retry_min_per_second: u32,
     /// What marks a request as one client's own, for the cache fallback.
     pub credentials: Credentials,
+    /// Most requests of this upstream pending in the durable queue (`queue_max_requests`).
+    pub queue_max_requests: u64,
+    /// Most body bytes of this upstream's requests pending in the durable queue
+    /// (`queue_max_bytes`).
+    pub queue_max_bytes: u64,
 }
 
 impl UpstreamConfig {

@@ -1,4 +1,5 @@
-//! The response cache: recent successful GET answers per upstream and path, bounded in memory,
+//! The response cache: recent successful GET answers per upstream and path, bounded in memory
+//! (the least recently used go first),
 //! written behind to an optional store, served while their upstream is down.
 
 use std::collections::{BTreeMap, HashMap};
@@ -67,7 +68,7 @@ struct Inner {
     entries: Mutex<Entries>,
 }
 
-/// Entries plus their insertion order, so the oldest is evicted first.
+/// Entries plus their order of last use, so the least recently used is evicted first.
 #[derive(Default)]
 struct Entries {
     by_key: HashMap<String, (u64, Arc<CachedResponse>)>,
@@ -124,7 +125,7 @@ impl ResponseCache {
         self.inner.skipped_writes.load(Relaxed)
     }
 
-    /// Keeps `response` (replacing the one for the same key), evicting the oldest entries to
+    /// Keeps `response` (replacing the one for the same key), evicting the least recently used to
     /// stay within bounds, and writes it behind to the store without waiting. Returns `false`
     /// when it is too big to keep.
     pub fn insert(&self, response: CachedResponse) -> bool {
@@ -190,7 +191,9 @@ impl ResponseCache {
             let mut entries = self.entries();
             if let Some((_, hit)) = entries.by_key.get(&key) {
                 if fresh(hit, ttl, now) {
-                    return Some(CachedResponse::clone(hit));
+                    let hit = CachedResponse::clone(hit);
+                    entries.used(&key);
+                    return Some(hit);
                 }
                 entries.remove(&key);
             }
@@ -219,6 +222,18 @@ impl ResponseCache {
 }
 
 impl Entries {
+    /// Marks `key` as the most recently used: eviction takes the least recently used first.
+    fn used(&mut self, key: &str) {
+        let seq = self.next;
+        if let Some((at, _)) = self.by_key.get_mut(key) {
+            let old = std::mem::replace(at, seq);
+            if let Some(k) = self.order.remove(&old) {
+                self.order.insert(seq, k);
+                self.next += 1;
+            }
+        }
+    }
+
     fn remove(&mut self, key: &str) {
         if let Some((seq, old)) = self.by_key.remove(key) {
             self.order.remove(&seq);
@@ -242,12 +257,7 @@ fn key(upstream: &str, path_and_query: &str) -> String {
 }
 
 fn weight(response: &CachedResponse) -> usize {
-    let headers: usize = response
-        .headers
-        .iter()
-        .map(|(n, v)| n.len() + v.len())
-        .sum();
-    response.body.len() + headers + response.upstream.len() + response.path_and_query.len()
+    response.size()
 }
 
 fn fresh(response: &CachedResponse, ttl: Duration, now: SystemTime) -> bool {
@@ -308,6 +318,25 @@ mod tests {
         assert_eq!(cache.bytes(), 2 * entry);
         assert_eq!(cache.get("tmdb", "/p", HOUR, now()).await, None);
         assert!(!cache.insert(response("/big", "01234567890", Duration::ZERO)));
+    }
+
+    #[tokio::test]
+    async fn a_hit_makes_an_entry_the_last_evicted() {
+        let cache = ResponseCache::new(CacheLimits::sized(2, 1000, 1000));
+        cache.insert(response("/1", "x", Duration::ZERO));
+        cache.insert(response("/2", "x", Duration::ZERO));
+        assert!(cache.get("tmdb", "/1", HOUR, now()).await.is_some());
+        cache.insert(response("/3", "x", Duration::ZERO));
+        assert!(
+            cache.get("tmdb", "/1", HOUR, now()).await.is_some(),
+            "recently used"
+        );
+        assert_eq!(
+            cache.get("tmdb", "/2", HOUR, now()).await,
+            None,
+            "least recently used"
+        );
+        assert_eq!(cache.len(), 2);
     }
 
     #[tokio::test]

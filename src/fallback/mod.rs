@@ -31,6 +31,14 @@ pub enum QueueError {
         /// How many requests the buffer holds at most.
         capacity: usize,
     },
+    /// Taking it would pass a bound on pending requests (`queue_max_requests` or
+    /// `queue_max_bytes`, of its upstream or of the whole gateway).
+    #[error("{bound}")]
+    OverLimit {
+        /// Which bound, in words: e.g. "upstream `q` holds 3 pending requests
+        /// (queue_max_requests = 3)".
+        bound: String,
+    },
     /// The gateway is shutting down and accepts nothing new.
     #[error("the gateway is shutting down")]
     ShuttingDown,
@@ -45,10 +53,39 @@ pub enum Durability {
     Memory,
 }
 
+/// Bounds on an upstream's pending requests (`queue_max_requests`, `queue_max_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBounds {
+    /// Most requests pending at once.
+    pub max_requests: u64,
+    /// Most body bytes pending at once.
+    pub max_bytes: u64,
+}
+
+impl QueueBounds {
+    /// No bound of its own (the gateway-wide bounds still apply).
+    pub const UNBOUNDED: QueueBounds = QueueBounds {
+        max_requests: u64::MAX,
+        max_bytes: u64::MAX,
+    };
+}
+
 /// Accepts requests for later delivery (implemented by the durable queue).
 pub trait Enqueue: Send + Sync + 'static {
     /// Keeps `request` until its upstream can take it.
     fn enqueue(&self, request: QueuedRequest) -> BoxFuture<'_, Result<Durability, QueueError>>;
+
+    /// [`enqueue`](Self::enqueue) unless it would pass `bounds` for its upstream
+    /// ([`QueueError::OverLimit`]). The default keeps no count and ignores `bounds`: a queue
+    /// that keeps requests overrides it.
+    fn enqueue_within(
+        &self,
+        request: QueuedRequest,
+        bounds: QueueBounds,
+    ) -> BoxFuture<'_, Result<Durability, QueueError>> {
+        let _ = bounds;
+        self.enqueue(request)
+    }
 }
 
 /// Sends a queued request to its upstream (implemented by the upstream client).
@@ -66,6 +103,17 @@ pub type StoreFailure = Box<dyn std::error::Error + Send + Sync>;
 pub trait QueueStore: Send + Sync + fmt::Debug + 'static {
     /// Keeps `request`; says how safely.
     fn enqueue(&self, request: QueuedRequest) -> BoxFuture<'_, Result<Durability, QueueError>>;
+
+    /// [`enqueue`](Self::enqueue) within `bounds` for its upstream. The default ignores
+    /// `bounds`: a store that counts pending requests overrides it.
+    fn enqueue_within(
+        &self,
+        request: QueuedRequest,
+        bounds: QueueBounds,
+    ) -> BoxFuture<'_, Result<Durability, QueueError>> {
+        let _ = bounds;
+        self.enqueue(request)
+    }
 
     /// Claims the oldest pending request of `upstream`, if any.
     fn claim_next<'a>(

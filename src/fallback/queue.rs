@@ -20,8 +20,8 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::{
-    Deliver, Delivery, Durability, Enqueue, QueueError, QueueStatus, QueueStore, QueuedRequest,
-    StoreFailure,
+    Deliver, Delivery, Durability, Enqueue, QueueBounds, QueueError, QueueStatus, QueueStore,
+    QueuedRequest, StoreFailure,
 };
 
 /// What one replay run did.
@@ -183,11 +183,19 @@ impl RequestQueue {
 
 impl Enqueue for RequestQueue {
     fn enqueue(&self, request: QueuedRequest) -> BoxFuture<'_, Result<Durability, QueueError>> {
+        self.enqueue_within(request, QueueBounds::UNBOUNDED)
+    }
+
+    fn enqueue_within(
+        &self,
+        request: QueuedRequest,
+        bounds: QueueBounds,
+    ) -> BoxFuture<'_, Result<Durability, QueueError>> {
         Box::pin(async move {
             if self.closed.load(Ordering::Acquire) {
                 return Err(QueueError::ShuttingDown);
             }
-            self.store.enqueue(request).await
+            self.store.enqueue_within(request, bounds).await
         })
     }
 }

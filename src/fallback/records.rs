@@ -73,3 +73,12 @@ pub struct CachedResponse {
     /// When it was received from the upstream (the `Age` header counts from here).
     pub stored_at: SystemTime,
 }
+
+impl CachedResponse {
+    /// What keeping it costs, in bytes: body, headers and key. The cache's byte bounds
+    /// (`cache_max_bytes`) count this, in memory and in the store alike.
+    pub fn size(&self) -> usize {
+        let headers: usize = self.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+        self.body.len() + headers + self.upstream.len() + self.path_and_query.len()
+    }
+}

@@ -115,7 +115,14 @@ impl Gateway {
         let cache_store: Arc<dyn CacheStore> = Arc::new(store.clone());
         let enqueue: Arc<dyn Enqueue> = queue.clone();
         let pipeline = Pipeline::new(
-            ResponseCache::with_store(CacheLimits::default(), cache_store),
+            ResponseCache::with_store(
+                CacheLimits::sized(
+                    config.store.cache_max_entries,
+                    config.store.cache_max_bytes,
+                    CacheLimits::default().max_entry_bytes,
+                ),
+                cache_store,
+            ),
             Some(enqueue),
         )
         .with_max_body_bytes(config.server.max_body_bytes)

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::config::Fallback;
 use crate::fallback::cache_key;
 use crate::fallback::degraded::degraded_response;
-use crate::fallback::{Durability, QueueError, QueueStatus, QueuedRequest};
+use crate::fallback::{Durability, QueueBounds, QueueError, QueueStatus, QueuedRequest};
 use crate::upstream::{FailureKind, OutgoingRequest, Upstream};
 
 use super::answer::{self, json_error, retry_after_secs, with_retry_after};
@@ -74,7 +74,12 @@ impl Pipeline {
             attempts: 0,
             status: QueueStatus::Pending,
         };
-        match queue.enqueue(queued).await {
+        let config = upstream.config();
+        let bounds = QueueBounds {
+            max_requests: config.queue_max_requests,
+            max_bytes: config.queue_max_bytes,
+        };
+        match queue.enqueue_within(queued, bounds).await {
             Ok(durability) => {
                 served_by(outcome, FallbackKind::Queue);
                 let durability = match durability {
@@ -90,11 +95,15 @@ impl Pipeline {
                 answer::mark_fallback(&mut response, FallbackKind::Queue);
                 Some(response)
             }
-            Err(QueueError::Full { .. }) => {
+            Err(full @ (QueueError::Full { .. } | QueueError::OverLimit { .. })) => {
                 served_by(outcome, FallbackKind::Error);
                 outcome.error = Some("queue_full");
+                let why = match full {
+                    QueueError::OverLimit { bound } => bound,
+                    other => other.to_string(),
+                };
                 let message = format!(
-                    "upstream `{}` is unavailable and its request queue is full",
+                    "upstream `{}` is unavailable and its request queue is full: {why}",
                     upstream.name()
                 );
                 let response = json_error(StatusCode::SERVICE_UNAVAILABLE, "queue_full", &message);

@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "queue_pending_indexes",
         include_str!("migrations/0003_queue_pending_indexes.sql"),
     ),
+    (
+        4,
+        "cache_bounds",
+        include_str!("migrations/0004_cache_bounds.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {
@@ -64,6 +69,9 @@ fn migrator() -> Migrator {
         .collect();
     Migrator::with_migrations(migrations)
 }
+
+/// SQLite's `journal_size_limit`: the most bytes the WAL file keeps once checkpointed (64 MiB).
+pub(crate) const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// The least time opening and preparing the database is given at start, whatever the store's
 /// `call_timeout`.
@@ -126,7 +134,10 @@ async fn open_sqlite(url: &StoreUrl, call_timeout: Duration) -> Result<SqlitePoo
         // across a process crash (kill -9), which is what the queue promises.
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-        .busy_timeout(call_timeout);
+        .busy_timeout(call_timeout)
+        // After a checkpoint the WAL file is truncated to this, instead of keeping the largest
+        // size a burst of writes ever gave it.
+        .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
     // An in-memory database exists once per connection: keep exactly one.
     let max = if in_memory { 1 } else { 4 };
     SqlitePoolOptions::new()

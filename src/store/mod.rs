@@ -27,12 +27,13 @@ mod error;
 mod history;
 mod queue;
 mod rows;
+mod tally;
 #[cfg(test)]
 mod tests;
 
 pub use error::StoreError;
 pub use history::TransitionRecord;
-pub use queue::QueueDepth;
+pub use queue::{QueueDepth, QueueEntry, QueueListing};
 
 use db::Db;
 
@@ -54,6 +55,14 @@ pub struct StoreOptions {
     /// Most finished requests kept regardless of age (10,000), so a busy queue's table stays
     /// bounded; the newest are kept.
     pub finished_keep: usize,
+    /// Most requests pending in the queue, every upstream together (100,000).
+    pub queue_max_requests: u64,
+    /// Most body bytes pending in the queue, every upstream together (1 GiB).
+    pub queue_max_bytes: u64,
+    /// Most rows in the cache table (10,000); the least recently used go first.
+    pub cache_max_entries: u64,
+    /// Most bytes of cached responses in the cache table (64 MiB).
+    pub cache_max_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -64,6 +73,10 @@ impl Default for StoreOptions {
             retry_interval: Duration::from_secs(1),
             finished_retention: Duration::from_secs(3600),
             finished_keep: 10_000,
+            queue_max_requests: StoreConfig::DEFAULT_QUEUE_MAX_REQUESTS,
+            queue_max_bytes: StoreConfig::DEFAULT_QUEUE_MAX_BYTES,
+            cache_max_entries: StoreConfig::DEFAULT_CACHE_MAX_ENTRIES as u64,
+            cache_max_bytes: StoreConfig::DEFAULT_CACHE_MAX_BYTES as u64,
         }
     }
 }
@@ -76,6 +89,27 @@ impl StoreOptions {
             .buffer_capacity(config.queue_memory_capacity)
             .finished_retention(config.queue_finished_retention)
             .finished_keep(config.queue_finished_keep)
+            .queue_max(config.queue_max_requests, config.queue_max_bytes)
+            .cache_max(
+                config.cache_max_entries as u64,
+                config.cache_max_bytes as u64,
+            )
+    }
+
+    /// Sets [`cache_max_entries`](Self::cache_max_entries) and
+    /// [`cache_max_bytes`](Self::cache_max_bytes).
+    pub fn cache_max(mut self, entries: u64, bytes: u64) -> Self {
+        self.cache_max_entries = entries;
+        self.cache_max_bytes = bytes;
+        self
+    }
+
+    /// Sets [`queue_max_requests`](Self::queue_max_requests) and
+    /// [`queue_max_bytes`](Self::queue_max_bytes).
+    pub fn queue_max(mut self, requests: u64, bytes: u64) -> Self {
+        self.queue_max_requests = requests;
+        self.queue_max_bytes = bytes;
+        self
     }
 
     /// Sets [`buffer_capacity`](Self::buffer_capacity).
@@ -146,6 +180,13 @@ struct Inner {
     pruning: tokio::sync::Mutex<()>,
     /// Wakes the background task (buffer grew, or someone asks for a retry).
     wake: Arc<Notify>,
+    /// Pending requests and bytes per upstream, checked against the queue's bounds.
+    tallies: Mutex<tally::Tallies>,
+    /// When the tallies were last recounted from the database.
+    recounted_at: Mutex<Option<tokio::time::Instant>>,
+    /// The tallies have been counted from the database once: until then the background task
+    /// keeps trying, so that what a previous run left pending counts against the bounds.
+    counted: AtomicBool,
 }
 
 impl Store {
@@ -187,6 +228,9 @@ impl Store {
             flushing: tokio::sync::Mutex::new(()),
             pruning: tokio::sync::Mutex::new(()),
             wake: Arc::new(Notify::new()),
+            tallies: Mutex::new(tally::Tallies::default()),
+            recounted_at: Mutex::new(None),
+            counted: AtomicBool::new(false),
         });
         let store = Store { inner };
         match store.migrate().await {
@@ -234,6 +278,25 @@ impl Store {
         Ok(started.elapsed())
     }
 
+    /// The database's size in bytes (SQLite: page_count × page_size, the WAL's pages
+    /// included; PostgreSQL: `pg_database_size`), through the breaker.
+    pub async fn size_bytes(&self) -> Result<u64, StoreError> {
+        let sql = match self.inner.kind {
+            StoreKind::Sqlite => {
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+            }
+            StoreKind::Postgres => "SELECT pg_database_size(current_database())",
+        };
+        let query = async {
+            db::on_db!(&self.inner.db, |pool| {
+                let size: Result<(i64,), _> = sqlx::query_as(sql).fetch_one(pool).await;
+                size
+            })
+        };
+        let (size,) = self.call("size", query).await?;
+        Ok(u64::try_from(size).unwrap_or(0))
+    }
+
     /// The breaker guarding the store.
     pub fn breaker(&self) -> &Arc<Breaker> {
         &self.inner.breaker
@@ -273,6 +336,10 @@ impl Store {
         self.guarded("migrate", timeout, run).await?;
         self.inner.ready.store(true, Ordering::Release);
         tracing::info!(store = %self.inner.url, "store ready");
+        // The requests a previous run left pending count against the queue's bounds.
+        if let Err(e) = self.recount_pending().await {
+            tracing::warn!(store = %self.inner.url, error = %e, "pending requests not counted yet");
+        }
         Ok(())
     }
 
@@ -368,6 +435,11 @@ fn spawn_maintenance(store: &Store) {
             let store = Store { inner };
             if !store.inner.ready.load(Ordering::Acquire) && store.migrate().await.is_err() {
                 continue;
+            }
+            if !store.inner.counted.load(Ordering::Acquire)
+                && let Err(e) = store.recount_pending().await
+            {
+                tracing::debug!(error = %e, "pending requests not counted yet");
             }
             if !store.buffer().is_empty() {
                 if let Err(e) = store.flush().await {

@@ -1,17 +1,19 @@
 //! The durable queue's table: enqueue (with the memory buffer), claim, finish, release, listing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
 use crate::fallback::{
-    Durability, QueueError, QueueStatus, QueueStore, QueuedRequest, StoreFailure,
+    Durability, QueueBounds, QueueError, QueueStatus, QueueStore, QueuedRequest, StoreFailure,
 };
 
+use super::tally::Tally;
+
 use super::db::on_db;
-use super::rows::{self, QUEUE_COLUMNS};
+use super::rows;
 use super::{Store, StoreError};
 
 // `ON CONFLICT DO NOTHING`: writing the buffer back again after a write whose answer was lost
@@ -42,9 +44,21 @@ const CLAIM_POSTGRES: &str = claim_sql!(" FOR UPDATE SKIP LOCKED");
 
 // `status = 'pending'`: a request already finished (e.g. by a replica whose lease we outlived)
 // keeps its first outcome.
+// `RETURNING`: what the finished request no longer holds of the queue's bounds.
 const FINISH: &str = "UPDATE queued_requests SET status = $2, status_code = $3, reason = $4, \
      attempts = $5, finished_at = $6, claimed_until = NULL, claimed_by = NULL \
-     WHERE id = $1 AND status = 'pending'";
+     WHERE id = $1 AND status = 'pending' \
+     RETURNING upstream, CAST(length(body) AS BIGINT) AS body_bytes";
+
+// Pending requests and their bytes per upstream, to recount the tallies: at start, and at most
+// once a second when a request would be refused. `length` reads no body (SQLite takes it from
+// the record header, PostgreSQL from the TOAST pointer).
+const PENDING_TALLY: &str = "SELECT upstream, COUNT(*) AS n, \
+     CAST(COALESCE(SUM(length(body)), 0) AS BIGINT) AS bytes \
+     FROM queued_requests WHERE status = 'pending' GROUP BY upstream";
+
+/// Least time between two recounts of the tallies before a refusal.
+const RECOUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 // `claimed_by = $3`: a release that comes after this replica's lease ran out must not free the
 // claim of the replica that took the request over (a third one would deliver it again).
@@ -67,16 +81,117 @@ const PRUNE_BATCH: i64 = 1_000;
 pub(super) const DEPTH: &str = "SELECT upstream, COUNT(*) AS n FROM queued_requests \
      WHERE status = 'pending' GROUP BY upstream";
 
-// The listing's oldest pending and newest finished requests. `finished_at IS NOT NULL`: walks
-// the finished_at index instead of the whole table.
-pub(super) const LIST_PENDING: &str = "WHERE status = 'pending' ORDER BY enqueued_at, id LIMIT $1";
-const LIST_FINISHED: &str = "WHERE finished_at IS NOT NULL AND status <> 'pending' \
-     ORDER BY finished_at DESC, id DESC LIMIT $1";
+// One page of `GET /admin/queue`: every request after the cursor, in id (acceptance) order, from
+// the columns the listing reports. The body's size, never the body: listing 100 pending 10 MiB
+// requests used to read a gigabyte. `CAST`: PostgreSQL's `length(bytea)` is an INT4.
+pub(super) const LIST: &str = "SELECT id, upstream, method, path_and_query, \
+     CAST(length(body) AS BIGINT) AS body_bytes, enqueued_at, attempts, status, status_code, \
+     reason FROM queued_requests WHERE id > $1 ORDER BY id LIMIT $2";
 
 impl Store {
     /// Stores `request`; while the database is unavailable (or older requests still wait in
-    /// memory, so that order is kept) it goes to the memory buffer instead.
+    /// memory, so that order is kept) it goes to the memory buffer instead. Refused
+    /// ([`QueueError::OverLimit`]) when it would pass the gateway-wide bounds.
     pub async fn enqueue(&self, request: QueuedRequest) -> Result<Durability, QueueError> {
+        self.enqueue_within(request, QueueBounds::UNBOUNDED).await
+    }
+
+    /// [`enqueue`](Self::enqueue) unless it would pass `bounds` (its upstream's) or the
+    /// gateway-wide bounds ([`QueueError::OverLimit`]); nothing already accepted is dropped.
+    pub async fn enqueue_within(
+        &self,
+        request: QueuedRequest,
+        bounds: QueueBounds,
+    ) -> Result<Durability, QueueError> {
+        let upstream = request.upstream.clone();
+        let bytes = request.body.len() as u64;
+        if let Err(bound) = self.reserve(&upstream, bytes, bounds) {
+            // The figures may be stale (another replica may have delivered some since):
+            // recount before refusing, at most once a second.
+            if !self.recount_due() {
+                return Err(QueueError::OverLimit { bound });
+            }
+            if let Err(e) = self.recount_pending().await {
+                tracing::debug!(error = %e, "pending requests not recounted");
+            }
+            self.reserve(&upstream, bytes, bounds)
+                .map_err(|bound| QueueError::OverLimit { bound })?;
+        }
+        let kept = self.keep(request).await;
+        if kept.is_err() {
+            self.tallies().release(&upstream, bytes);
+        }
+        kept
+    }
+
+    fn reserve(&self, upstream: &str, bytes: u64, own: QueueBounds) -> Result<(), String> {
+        let options = &self.inner.options;
+        let all = QueueBounds {
+            max_requests: options.queue_max_requests,
+            max_bytes: options.queue_max_bytes,
+        };
+        self.tallies().reserve(upstream, bytes, own, all)
+    }
+
+    fn tallies(&self) -> std::sync::MutexGuard<'_, super::tally::Tallies> {
+        self.inner
+            .tallies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether a recount is allowed now (at most once per [`RECOUNT_EVERY`]); marks it done.
+    fn recount_due(&self) -> bool {
+        let mut at = self
+            .inner
+            .recounted_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = tokio::time::Instant::now();
+        if at.is_some_and(|at| now.duration_since(at) < RECOUNT_EVERY) {
+            return false;
+        }
+        *at = Some(now);
+        true
+    }
+
+    /// Recounts the pending requests and bytes per upstream: the database's and the memory
+    /// buffer's.
+    pub(super) async fn recount_pending(&self) -> Result<(), StoreError> {
+        let query = async {
+            on_db!(&self.inner.db, |pool| {
+                let rows: Result<Vec<(String, i64, i64)>, _> =
+                    sqlx::query_as(PENDING_TALLY).fetch_all(pool).await;
+                rows
+            })
+        };
+        let rows = self.call("queue_recount", query).await?;
+        let mut counted: HashMap<String, Tally> = HashMap::new();
+        for (upstream, n, bytes) in rows {
+            counted.insert(
+                upstream,
+                Tally {
+                    requests: u64::try_from(n).unwrap_or(0),
+                    bytes: u64::try_from(bytes).unwrap_or(0),
+                },
+            );
+        }
+        let mut tallies = self.tallies();
+        for r in self.buffer().iter() {
+            let t = counted.entry(r.upstream.clone()).or_default();
+            t.requests += 1;
+            t.bytes += r.body.len() as u64;
+        }
+        tallies.replace(counted);
+        self.inner
+            .counted
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// Keeps `request` in the database, or in the memory buffer while the database is
+    /// unavailable or older requests still wait there.
+    async fn keep(&self, request: QueuedRequest) -> Result<Durability, QueueError> {
         if !self.buffer().is_empty() {
             return self.buffer_request(request);
         }
@@ -202,18 +317,25 @@ impl Store {
         let (name, code, reason) = rows::status_columns(status);
         let now = rows::to_ms(self.wall_now());
         let query = async {
-            on_db!(&self.inner.db, |pool| sqlx::query(FINISH)
-                .bind(id.to_string())
-                .bind(name)
-                .bind(code)
-                .bind(reason.as_deref())
-                .bind(i64::from(attempts))
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(|_| ()))
+            on_db!(&self.inner.db, |pool| {
+                let row: Result<Option<(String, Option<i64>)>, _> = sqlx::query_as(FINISH)
+                    .bind(id.to_string())
+                    .bind(name)
+                    .bind(code)
+                    .bind(reason.as_deref())
+                    .bind(i64::from(attempts))
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await;
+                row
+            })
         };
-        self.call("finish", query).await
+        // `None`: it was finished already (by a replica whose lease we outlived).
+        if let Some((upstream, bytes)) = self.call("finish", query).await? {
+            let bytes = bytes.and_then(|b| u64::try_from(b).ok()).unwrap_or(0);
+            self.tallies().release(&upstream, bytes);
+        }
+        Ok(())
     }
 
     /// Puts a request this replica claimed back to pending after a failed attempt (nothing if
@@ -270,50 +392,73 @@ impl Store {
         Ok(total)
     }
 
-    /// Up to `limit` requests for `GET /admin/queue`: those in memory, then pending ones oldest
-    /// first, then the most recently finished. While the database is unavailable only the memory
-    /// buffer is listed.
-    pub async fn queue_entries(&self, limit: usize) -> Vec<QueuedRequest> {
-        let mut entries: Vec<QueuedRequest> = self.buffer().iter().take(limit).cloned().collect();
-        for pending in [true, false] {
-            let left = limit.saturating_sub(entries.len());
-            if left == 0 {
-                break;
+    /// One page of `GET /admin/queue`: up to `limit` requests whose id comes after `after`, in
+    /// id order (ids are time-ordered: acceptance order), those in the memory buffer included.
+    /// Reads no body and no headers. While the database cannot be read only the memory buffer
+    /// is listed and the page says so ([`QueueListing::complete`] is `false`).
+    pub async fn queue_listing(&self, after: Option<Uuid>, limit: usize) -> QueueListing {
+        let limit = limit.max(1);
+        // One more than asked: whether another page follows.
+        let wanted = limit.saturating_add(1);
+        let mut entries: Vec<QueueEntry> = {
+            let buffer = self.buffer();
+            let mut held: Vec<QueueEntry> = buffer
+                .iter()
+                .filter(|r| after.is_none_or(|a| r.id > a))
+                .map(QueueEntry::of)
+                .collect();
+            held.sort_by_key(|e| e.id);
+            held.truncate(wanted);
+            held
+        };
+        let complete = match self.list(after, wanted).await {
+            Ok(stored) => {
+                // A request being written back may be in both for a moment.
+                let stored: Vec<_> = stored
+                    .into_iter()
+                    .filter(|r| !entries.iter().any(|e| e.id == r.id))
+                    .collect();
+                entries.extend(stored);
+                true
             }
-            match self.list(pending, left).await {
-                Ok(found) => {
-                    let new: Vec<_> = found
-                        .into_iter()
-                        .filter(|r| !contains(&entries, r))
-                        .collect();
-                    entries.extend(new);
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "queue listing limited to the memory buffer");
-                    break;
-                }
+            Err(e) => {
+                tracing::debug!(error = %e, "queue listing limited to the memory buffer");
+                false
             }
+        };
+        entries.sort_by_key(|e| e.id);
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        let next = if more {
+            entries.last().map(|e| e.id)
+        } else {
+            None
+        };
+        QueueListing {
+            entries,
+            complete,
+            next,
         }
-        entries
     }
 
-    async fn list(&self, pending: bool, limit: usize) -> Result<Vec<QueuedRequest>, StoreError> {
-        let tail = if pending { LIST_PENDING } else { LIST_FINISHED };
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {QUEUE_COLUMNS} FROM queued_requests {tail}"
-        ));
+    /// The first `limit` requests of the listing ([`queue_listing`](Self::queue_listing)).
+    pub async fn queue_entries(&self, limit: usize) -> Vec<QueueEntry> {
+        self.queue_listing(None, limit).await.entries
+    }
+
+    async fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<QueueEntry>, StoreError> {
+        // Every id is greater than the empty string.
+        let after = after.map(|id| id.to_string()).unwrap_or_default();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let query = async {
-            on_db!(&self.inner.db, |pool| sqlx::query(sql)
+            on_db!(&self.inner.db, |pool| sqlx::query(LIST)
+                .bind(&after)
                 .bind(limit)
                 .fetch_all(pool)
                 .await
-                .map(|found| found
-                    .iter()
-                    .map(rows::queued)
-                    .collect::<Vec<_>>()))
+                .map(|found| found.iter().map(rows::entry).collect::<Vec<_>>()))
         };
-        self.call("queue_entries", query)
+        self.call("queue_listing", query)
             .await?
             .into_iter()
             .collect()
@@ -366,6 +511,14 @@ impl QueueStore for Store {
         Box::pin(Store::enqueue(self, request))
     }
 
+    fn enqueue_within(
+        &self,
+        request: QueuedRequest,
+        bounds: QueueBounds,
+    ) -> BoxFuture<'_, Result<Durability, QueueError>> {
+        Box::pin(Store::enqueue_within(self, request, bounds))
+    }
+
     fn claim_next<'a>(
         &'a self,
         upstream: &'a str,
@@ -391,6 +544,51 @@ impl QueueStore for Store {
     }
 }
 
-fn contains(entries: &[QueuedRequest], r: &QueuedRequest) -> bool {
-    entries.iter().any(|e| e.id == r.id)
+/// One queued request as the listing shows it: what it is and where it stands, never its
+/// headers or body (they may be private, and bodies may be large).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    /// Its id (UUID v7, time-ordered).
+    pub id: Uuid,
+    /// The upstream it is for.
+    pub upstream: String,
+    /// HTTP method.
+    pub method: String,
+    /// Path below the upstream's url, with the query string.
+    pub path_and_query: String,
+    /// Size of its body in bytes.
+    pub body_bytes: u64,
+    /// When it was accepted.
+    pub enqueued_at: SystemTime,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// Where it stands.
+    pub status: QueueStatus,
+}
+
+impl QueueEntry {
+    fn of(r: &QueuedRequest) -> Self {
+        Self {
+            id: r.id,
+            upstream: r.upstream.clone(),
+            method: r.method.clone(),
+            path_and_query: r.path_and_query.clone(),
+            body_bytes: r.body.len() as u64,
+            enqueued_at: r.enqueued_at,
+            attempts: r.attempts,
+            status: r.status.clone(),
+        }
+    }
+}
+
+/// One page of the queue listing ([`Store::queue_listing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueListing {
+    /// The requests, in id order.
+    pub entries: Vec<QueueEntry>,
+    /// Whether the database's requests are listed; `false` when only the memory buffer could
+    /// be: the page then says nothing about what the database holds.
+    pub complete: bool,
+    /// The cursor of the next page (the last id listed) when more requests follow.
+    pub next: Option<Uuid>,
 }

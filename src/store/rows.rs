@@ -9,10 +9,7 @@ use uuid::Uuid;
 use crate::fallback::{CachedResponse, QueueStatus, QueuedRequest};
 
 use super::StoreError;
-
-/// Columns read back for a queued request, in the order [`queued`] expects them by name.
-pub(super) const QUEUE_COLUMNS: &str = "id, upstream, method, path_and_query, headers, body, \
-     enqueued_at, attempts, status, status_code, reason";
+use super::queue::QueueEntry;
 
 /// Milliseconds since the Unix epoch (negative before it, saturating far away).
 pub(super) fn to_ms(time: SystemTime) -> i64 {
@@ -74,7 +71,7 @@ pub(super) fn status_columns(status: &QueueStatus) -> (&'static str, Option<i64>
     }
 }
 
-/// Reads a queued request from a row holding [`QUEUE_COLUMNS`].
+/// Reads a queued request from a row holding every column of `queued_requests`.
 pub(super) fn queued<R>(row: &R) -> Result<QueuedRequest, StoreError>
 where
     R: Row,
@@ -82,6 +79,50 @@ where
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let e = described(row)?;
+    let what = || format!("queued request {}", e.id);
+    let get_err = |err: sqlx::Error| corrupt(&what(), err);
+    let headers: Vec<u8> = row.try_get("headers").map_err(get_err)?;
+    let headers = decode_headers(&headers)
+        .ok_or_else(|| corrupt(&what(), "headers are not in the stored format"))?;
+    let body = Bytes::from(row.try_get::<Vec<u8>, _>("body").map_err(get_err)?);
+    Ok(QueuedRequest {
+        id: e.id,
+        upstream: e.upstream,
+        method: e.method,
+        path_and_query: e.path_and_query,
+        headers,
+        body,
+        enqueued_at: e.enqueued_at,
+        attempts: e.attempts,
+        status: e.status,
+    })
+}
+
+/// Reads a listed queued request from a row holding the columns of `queue::LIST`.
+pub(super) fn entry<R>(row: &R) -> Result<QueueEntry, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let mut e = described(row)?;
+    let body_bytes: Option<i64> = row
+        .try_get("body_bytes")
+        .map_err(|err| corrupt(&format!("queued request {}", e.id), err))?;
+    e.body_bytes = body_bytes.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+    Ok(e)
+}
+
+/// The columns a queued request and its listing share (`body_bytes` left at 0).
+fn described<R>(row: &R) -> Result<QueueEntry, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
 {
     let id: String = row
         .try_get("id")
@@ -91,7 +132,23 @@ where
     let status: String = row.try_get("status").map_err(get_err)?;
     let code: Option<i64> = row.try_get("status_code").map_err(get_err)?;
     let reason: Option<String> = row.try_get("reason").map_err(get_err)?;
-    let status = match status.as_str() {
+    let attempts: i64 = row.try_get("attempts").map_err(get_err)?;
+    Ok(QueueEntry {
+        id: Uuid::parse_str(&id).map_err(|e| corrupt(&what(), e))?,
+        upstream: row.try_get("upstream").map_err(get_err)?,
+        method: row.try_get("method").map_err(get_err)?,
+        path_and_query: row.try_get("path_and_query").map_err(get_err)?,
+        body_bytes: 0,
+        enqueued_at: from_ms(row.try_get("enqueued_at").map_err(get_err)?),
+        attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
+        status: status_of(&status, code, reason)
+            .ok_or_else(|| corrupt(&what(), format!("unknown status {status:?}")))?,
+    })
+}
+
+/// A [`QueueStatus`] from its columns; `None` for an unknown status name.
+fn status_of(name: &str, code: Option<i64>, reason: Option<String>) -> Option<QueueStatus> {
+    Some(match name {
         "pending" => QueueStatus::Pending,
         "delivered" => QueueStatus::Delivered {
             status: code.and_then(|c| u16::try_from(c).ok()).unwrap_or(0),
@@ -99,21 +156,7 @@ where
         "failed" => QueueStatus::Failed {
             reason: reason.unwrap_or_default(),
         },
-        other => return Err(corrupt(&what(), format!("unknown status {other:?}"))),
-    };
-    let headers: Vec<u8> = row.try_get("headers").map_err(get_err)?;
-    let attempts: i64 = row.try_get("attempts").map_err(get_err)?;
-    Ok(QueuedRequest {
-        id: Uuid::parse_str(&id).map_err(|e| corrupt(&what(), e))?,
-        upstream: row.try_get("upstream").map_err(get_err)?,
-        method: row.try_get("method").map_err(get_err)?,
-        path_and_query: row.try_get("path_and_query").map_err(get_err)?,
-        headers: decode_headers(&headers)
-            .ok_or_else(|| corrupt(&what(), "headers are not in the stored format"))?,
-        body: Bytes::from(row.try_get::<Vec<u8>, _>("body").map_err(get_err)?),
-        enqueued_at: from_ms(row.try_get("enqueued_at").map_err(get_err)?),
-        attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
-        status,
+        _ => return None,
     })
 }
 

@@ -32,6 +32,10 @@ pub const STORE_DEGRADED: &str = "breakerbox_store_degraded";
 pub const CONFIG_RELOADS: &str = "breakerbox_config_reloads_total";
 /// `breakerbox_build_info{version}`: always 1.
 pub const BUILD_INFO: &str = "breakerbox_build_info";
+/// `breakerbox_queue_refused_total{breaker}`: requests the queue refused (503 `queue_full`).
+pub const QUEUE_REFUSED: &str = "breakerbox_queue_refused_total";
+/// `breakerbox_store_size_bytes`: the database's size.
+pub const STORE_SIZE: &str = "breakerbox_store_size_bytes";
 
 /// `result` on `breakerbox_retries_total`: retries made.
 pub const RETRY_ATTEMPTED: &str = "attempted";
@@ -53,7 +57,7 @@ pub const DURATION_BUCKETS: [f64; 15] = [
 ];
 
 /// Every metric with its type and `# HELP` text (`promtool check metrics` wants one).
-pub(super) const DESCRIPTIONS: [(&str, MetricType, &str); 13] = [
+pub(super) const DESCRIPTIONS: [(&str, MetricType, &str); 15] = [
     (
         BREAKER_STATE,
         MetricType::Gauge,
@@ -114,6 +118,16 @@ pub(super) const DESCRIPTIONS: [(&str, MetricType, &str); 13] = [
         BUILD_INFO,
         MetricType::Gauge,
         "Always 1; the version is a label",
+    ),
+    (
+        QUEUE_REFUSED,
+        MetricType::Counter,
+        "Requests the durable queue refused with 503 queue_full: a bound on pending requests or the memory buffer was reached",
+    ),
+    (
+        STORE_SIZE,
+        MetricType::Gauge,
+        "Size of the database in bytes (SQLite: page_count x page_size; PostgreSQL: pg_database_size)",
     ),
 ];
 

@@ -8,7 +8,7 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, Promet
 
 use super::names::{
     BUILD_INFO, CALL_DURATION, CONFIG_RELOADS, DESCRIPTIONS, DURATION_BUCKETS, MetricType,
-    RELOAD_FAILURE, RELOAD_RESULTS, RELOAD_SUCCESS, STORE_DEGRADED,
+    RELOAD_FAILURE, RELOAD_RESULTS, RELOAD_SUCCESS, STORE_DEGRADED, STORE_SIZE,
 };
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -61,6 +61,11 @@ pub(super) fn config_reloaded(success: bool) {
         RELOAD_FAILURE
     };
     metrics::counter!(CONFIG_RELOADS, "result" => result).increment(1);
+}
+
+/// The database's size in bytes.
+pub(super) fn store_size(bytes: u64) {
+    metrics::gauge!(STORE_SIZE).set(bytes as f64);
 }
 
 /// Whether the store has fallen back to memory.

@@ -23,6 +23,12 @@ impl Telemetry {
         recorder::store_degraded(store_degraded);
     }
 
+    /// Sets `breakerbox_store_size_bytes`; call when the size could be read (the last figure
+    /// stays otherwise).
+    pub fn store_size(&self, bytes: u64) {
+        recorder::store_size(bytes);
+    }
+
     /// Drains recorded latencies into their histograms (the exporter keeps raw samples until
     /// then); call periodically.
     pub fn upkeep(&self) {

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use metrics::{Counter, Gauge, Histogram};
 
 use super::names::{
-    BREAKER_STATE, CALL_DURATION, CALLS, FAILURE_RATIO, FALLBACKS, QUEUE_DEPTH, RETRIES,
-    RETRY_ATTEMPTED, RETRY_BUDGET_EXHAUSTED, SLOW_CALLS, STATE_SINCE, TRANSITIONS,
+    BREAKER_STATE, CALL_DURATION, CALLS, FAILURE_RATIO, FALLBACKS, QUEUE_DEPTH, QUEUE_REFUSED,
+    RETRIES, RETRY_ATTEMPTED, RETRY_BUDGET_EXHAUSTED, SLOW_CALLS, STATE_SINCE, TRANSITIONS,
 };
 use crate::breaker::{Outcome, State};
 use crate::outcome::{CallOutcome, FallbackKind};
@@ -30,6 +30,7 @@ pub(super) struct BreakerSeries {
     /// By [`FallbackKind::ALL`].
     fallbacks: [Counter; FallbackKind::ALL.len()],
     queue_depth: Gauge,
+    queue_refused: Counter,
     slow: Counter,
     retries_attempted: Counter,
     retries_refused: Counter,
@@ -71,6 +72,7 @@ impl BreakerSeries {
             failure_ratio: metrics::gauge!(FAILURE_RATIO, "breaker" => name()),
             fallbacks,
             queue_depth: metrics::gauge!(QUEUE_DEPTH, "breaker" => name()),
+            queue_refused: metrics::counter!(QUEUE_REFUSED, "breaker" => name()),
             slow: metrics::counter!(SLOW_CALLS, "breaker" => name()),
             retries_attempted: metrics::counter!(RETRIES, "breaker" => name(), "result" => RETRY_ATTEMPTED),
             retries_refused: metrics::counter!(RETRIES, "breaker" => name(), "result" => RETRY_BUDGET_EXHAUSTED),
@@ -81,7 +83,7 @@ impl BreakerSeries {
         let counters = series.transitions.iter().flatten().flatten();
         for counter in counters
             .chain(&series.calls)
-            .chain([&series.rejected, &series.slow])
+            .chain([&series.rejected, &series.slow, &series.queue_refused])
             .chain(&series.fallbacks)
             .chain([&series.retries_attempted, &series.retries_refused])
         {
@@ -155,6 +157,11 @@ impl BreakerSeries {
     /// The window's failure ratio, `None` (shown as -1) until it holds `minimum_calls`.
     pub(super) fn failure_ratio(&self, ratio: Option<f64>) {
         self.failure_ratio.set(ratio.unwrap_or(-1.0));
+    }
+
+    /// Counts a request the queue refused.
+    pub(super) fn queue_refused(&self) {
+        self.queue_refused.increment(1);
     }
 
     /// Requests waiting for replay.

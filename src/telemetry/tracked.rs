@@ -144,6 +144,9 @@ impl Metrics {
         }
         if let Some(kind) = outcome.fallback {
             series.fallback(kind);
+            if outcome.error == Some("queue_full") {
+                series.queue_refused();
+            }
         }
         series.retries(
             outcome.retries(),

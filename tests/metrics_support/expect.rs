@@ -23,6 +23,7 @@ pub struct Expected {
     pub queue_depth: u64,
     pub slow: u64,
     pub retries: [u64; 2],
+    pub queue_refused: u64,
 }
 
 impl Expected {
@@ -69,6 +70,11 @@ impl Expected {
         }
         put("breakerbox_queue_depth", &[], self.queue_depth as f64);
         put("breakerbox_slow_calls_total", &[], self.slow as f64);
+        put(
+            "breakerbox_queue_refused_total",
+            &[],
+            self.queue_refused as f64,
+        );
         for (result, n) in ["attempted", "budget_exhausted"].iter().zip(self.retries) {
             put("breakerbox_retries_total", &[("result", result)], n as f64);
         }
