@@ -194,6 +194,43 @@ async fn an_answer_cut_off_mid_body_is_a_failure_the_fallback_answers() {
 }
 
 #[tokio::test]
+async fn queue_strip_headers_never_reach_the_queue() {
+    let queue = Arc::new(RecordingQueue {
+        capacity: 1,
+        ..Default::default()
+    });
+    let p = Pipeline::new(
+        ResponseCache::new(CacheLimits::default()),
+        Some(queue.clone() as Arc<dyn Enqueue>),
+    );
+    let up = upstream(
+        "qbittorrent",
+        &refused_url(),
+        "fallback = \"queue\"\nqueue_strip_headers = [\"Authorization\", \"X-Session\"]",
+    );
+    let request = Request::builder()
+        .method("POST")
+        .uri("/proxy/qbittorrent/api/v2/torrents/add")
+        .header("authorization", "Bearer secret-token")
+        .header("x-session", "s3cr3t")
+        .header("x-api-key", "k")
+        .body(Body::from("urls=magnet:abc"))
+        .expect("request");
+    let (status, _, _, _) = send(&p, &up, request, "/api/v2/torrents/add").await;
+    assert_eq!(status, 202);
+    let got = queue.got.lock().expect("lock").clone();
+    let [queued] = got.as_slice() else {
+        panic!("one queued request: {got:?}")
+    };
+    let names: Vec<&str> = queued.headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(names.contains(&"x-api-key"), "{names:?}");
+    assert!(
+        !names.contains(&"authorization") && !names.contains(&"x-session"),
+        "stripped headers are never stored: {names:?}"
+    );
+}
+
+#[tokio::test]
 async fn queue_fallback_hands_the_whole_request_to_the_queue() {
     let queue = Arc::new(RecordingQueue {
         capacity: 1,

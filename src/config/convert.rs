@@ -391,6 +391,9 @@ impl<O> TryFrom<In<'_, &Layered<O, BreakerKeys, CallKeys>>> for Defaults {
             queue_max_bytes: i
                 .int(key!(c, queue_max_bytes), 1, i64::MAX)?
                 .unwrap_or(d.queue_max_bytes),
+            queue_strip_headers: i
+                .names(key!(c, queue_strip_headers.as_deref()), header_name)?
+                .unwrap_or_else(|| d.queue_strip_headers.clone()),
         })
     }
 }
@@ -537,6 +540,7 @@ impl TryFrom<In<'_, (String, RawUpstream)>> for UpstreamConfig {
             credentials: own.credentials,
             queue_max_requests: own.queue_max_requests,
             queue_max_bytes: own.queue_max_bytes,
+            queue_strip_headers: own.queue_strip_headers,
         })
     }
 }

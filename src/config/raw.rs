@@ -151,6 +151,8 @@ pub(crate) struct CallKeys {
     pub(crate) credential_params: Option<Vec<String>>,
     pub(crate) queue_max_requests: Option<i64>,
     pub(crate) queue_max_bytes: Option<i64>,
+    #[serde(default, deserialize_with = "names")]
+    pub(crate) queue_strip_headers: Option<Vec<String>>,
 }
 
 /// No keys: the part of a [`Layered`] table that a section lacks.

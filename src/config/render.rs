@@ -112,6 +112,7 @@ impl From<&Config> for RawConfig {
                 credential_params: Some(u.credentials.params.clone()),
                 queue_max_requests,
                 queue_max_bytes,
+                queue_strip_headers: Some(u.queue_strip_headers.clone()),
             };
             let breaker = (&u.breaker).into();
             (name.clone(), Layered { own, breaker, call })
@@ -137,6 +138,7 @@ impl From<&Config> for RawConfig {
             credential_params: Some(d.credentials.params.clone()),
             queue_max_requests: int(d.queue_max_requests),
             queue_max_bytes: int(d.queue_max_bytes),
+            queue_strip_headers: Some(d.queue_strip_headers.clone()),
         };
         RawConfig {
             server: Some(RawServer {

@@ -226,6 +226,9 @@ pub struct Defaults {
     /// `queue_max_bytes` for upstreams with `fallback = "queue"`: most body bytes of its
     /// requests pending at once, default 256 MiB.
     pub queue_max_bytes: u64,
+    /// `queue_strip_headers`: headers removed from a request before it is queued, so they never
+    /// rest on disk (lower case), default none.
+    pub queue_strip_headers: Vec<String>,
 }
 
 impl Default for Defaults {
@@ -240,6 +243,7 @@ impl Default for Defaults {
             credentials: Credentials::default(),
             queue_max_requests: 10_000,
             queue_max_bytes: 256 * 1024 * 1024,
+            queue_strip_headers: Vec::new(),
         }
     }
 }
@@ -316,6 +320,8 @@ pub struct UpstreamConfig {
     /// Most body bytes of this upstream's requests pending in the durable queue
     /// (`queue_max_bytes`).
     pub queue_max_bytes: u64,
+    /// Headers removed from a request before it is queued (`queue_strip_headers`, lower case).
+    pub queue_strip_headers: Vec<String>,
 }
 
 impl UpstreamConfig {

@@ -99,7 +99,7 @@ pub(crate) async fn store_and_answer(
     let mut kept = headers.clone();
     // A cookie set for one client must never be handed to another.
     kept.remove(header::SET_COOKIE);
-    let mut pairs = to_pairs(&kept);
+    let mut pairs = to_pairs(&kept, &[]);
     if kept.contains_key(header::VARY) {
         // `may_store` refused `Vary: *`, so the names are there.
         let names = cache_key::vary_names(&kept).unwrap_or_default();

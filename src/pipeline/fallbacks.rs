@@ -68,7 +68,7 @@ impl Pipeline {
             upstream: upstream.name().to_owned(),
             method: request.method.as_str().to_owned(),
             path_and_query: request.path_and_query.clone(),
-            headers: to_pairs(&request.headers),
+            headers: to_pairs(&request.headers, &upstream.config().queue_strip_headers),
             body: request.body.clone(),
             enqueued_at: upstream.breaker().clock().wall(),
             attempts: 0,

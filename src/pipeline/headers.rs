@@ -155,9 +155,11 @@ fn address(ip: IpAddr) -> String {
 }
 
 /// A header map as the records keep headers: names and raw values, in order.
-pub(crate) fn to_pairs(headers: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+/// The headers as stored pairs, without those named in `strip` (lower case).
+pub(crate) fn to_pairs(headers: &HeaderMap, strip: &[String]) -> Vec<(String, Vec<u8>)> {
     headers
         .iter()
+        .filter(|(name, _)| !strip.iter().any(|s| s == name.as_str()))
         .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
         .collect()
 }
