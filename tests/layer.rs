@@ -115,3 +115,61 @@ async fn cancelled_probe_frees_its_half_open_slot() {
         .expect("probe admitted and succeeds");
     assert_eq!(breaker.state(), State::Closed);
 }
+
+/// Polls `future` once: its output if it is ready at once.
+fn poll_once<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// A service that is never ready: it would make a caller wait forever in `poll_ready`.
+#[derive(Clone)]
+struct NeverReady(Arc<AtomicUsize>);
+
+impl Service<()> for NeverReady {
+    type Response = ();
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<(), BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        std::task::Poll::Pending
+    }
+
+    fn call(&mut self, _: ()) -> Self::Future {
+        unreachable!("never ready, never called")
+    }
+}
+
+#[tokio::test]
+async fn a_rejection_never_waits_for_the_inner_service_to_be_ready() {
+    let clock = ManualClock::new();
+    let breaker = breaker(&clock, 1);
+    breaker.trip().expect("tripped");
+    let polled = Arc::new(AtomicUsize::new(0));
+    let service = CircuitBreakerLayer::new(Arc::clone(&breaker)).layer(NeverReady(polled.clone()));
+    // `oneshot` waits for `poll_ready`: with the breaker open it must answer at once.
+    let answer = poll_once(service.clone().oneshot(()))
+        .expect("answered without waiting for the inner service");
+    let err = answer.expect_err("rejected");
+    assert!(is_rejection(&err).is_some(), "{err}");
+    assert_eq!(
+        polled.load(Ordering::SeqCst),
+        0,
+        "the inner service was not even asked"
+    );
+
+    // Closed, readiness is the inner service's again (and its permit is held meanwhile).
+    breaker.reset();
+    let mut waiting = service.clone();
+    let ready = poll_once(waiting.ready());
+    assert!(ready.is_none(), "closed: waits for the inner service");
+    assert!(polled.load(Ordering::SeqCst) > 0);
+}
