@@ -1731,3 +1731,55 @@ fn unbounded_consecutive_failures_keep_the_old_rule() {
     record(&breaker, Outcome::Failure);
     assert_eq!(breaker.state(), State::Open);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Open-duration growth other than doubling
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn open_duration_grows_by_the_configured_multiplier() {
+    let clock = ManualClock::new();
+    let config = quiet()
+        .failure_threshold(1)
+        .open_duration(secs(10))
+        .open_duration_max(Some(secs(40)))
+        .open_duration_multiplier(1.5)
+        .build()
+        .expect("valid");
+    let (breaker, _) = build(config, &clock);
+    record(&breaker, Outcome::Failure);
+    let mut grown = vec![until_half_open(&breaker)];
+    for _ in 0..4 {
+        fail_probe(&breaker, &clock);
+        grown.push(until_half_open(&breaker));
+    }
+    assert_eq!(
+        grown,
+        [secs(10), secs(15), ms(22_500), ms(33_750), secs(40)]
+    );
+}
+
+#[test]
+fn an_open_duration_multiplier_below_one_is_refused() {
+    for bad in [0.5, f64::NAN, f64::INFINITY, 1000.0] {
+        let err = quiet()
+            .open_duration_multiplier(bad)
+            .build()
+            .expect_err("refused");
+        assert_eq!(err.field(), "open_duration_multiplier");
+    }
+}
+
+#[test]
+fn a_break_duration_function_decides_each_open_duration() {
+    let clock = ManualClock::new();
+    let config = quiet().failure_threshold(1).build().expect("valid");
+    let breaker = Breaker::builder("dep", config)
+        .clock(Arc::new(clock.clone()))
+        .break_duration(|trip: &breakerbox::breaker::Trip| secs(u64::from(trip.consecutive) * 7))
+        .build();
+    record(&breaker, Outcome::Failure);
+    assert_eq!(until_half_open(&breaker), secs(7));
+    fail_probe(&breaker, &clock);
+    assert_eq!(until_half_open(&breaker), secs(14));
+}

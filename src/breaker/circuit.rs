@@ -42,8 +42,33 @@ pub struct Breaker {
     name: Arc<str>,
     clock: Arc<dyn Clock>,
     jitter: Arc<dyn Jitter>,
+    break_duration: Option<BreakDuration>,
     listeners: Listeners,
     cold: Mutex<Cold>,
+}
+
+/// What a break-duration function is told about a trip (Polly's `BreakDurationGenerator`,
+/// resilience4j's `IntervalFunction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Trip {
+    /// 1 for the first trip since the breaker last closed, then 2, 3…
+    pub consecutive: u32,
+    /// Why it tripped.
+    pub reason: TransitionReason,
+    /// The open duration the configuration gives (`open_duration`, grown by
+    /// `open_duration_multiplier` up to `open_duration_max`, with jitter).
+    pub configured: Duration,
+}
+
+/// A function choosing each open duration.
+#[derive(Clone)]
+struct BreakDuration(Arc<dyn Fn(&Trip) -> Duration + Send + Sync>);
+
+impl fmt::Debug for BreakDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BreakDuration(fn)")
+    }
 }
 
 /// What only transitions touch.
@@ -62,10 +87,18 @@ pub struct BreakerBuilder {
     config: BreakerConfig,
     clock: Arc<dyn Clock>,
     jitter: Arc<dyn Jitter>,
+    break_duration: Option<BreakDuration>,
     listeners: Listeners,
 }
 
 impl BreakerBuilder {
+    /// Chooses each open duration with `f` instead of the configuration's growth (a trip that
+    /// honours `Retry-After` still opens for that long).
+    pub fn break_duration(mut self, f: impl Fn(&Trip) -> Duration + Send + Sync + 'static) -> Self {
+        self.break_duration = Some(BreakDuration(Arc::new(f)));
+        self
+    }
+
     /// The clock the breaker reads (default: [`SystemClock`]).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -107,6 +140,7 @@ impl BreakerBuilder {
             name: self.name,
             clock: self.clock,
             jitter: self.jitter,
+            break_duration: self.break_duration,
             listeners: self.listeners,
             cold: Mutex::new(Cold {
                 state_changed_at: now,
@@ -147,6 +181,7 @@ impl Breaker {
             config,
             clock: Arc::new(SystemClock::new()),
             jitter: Arc::new(SplitMix::default()),
+            break_duration: None,
             listeners: Listeners::default(),
         }
     }
@@ -637,14 +672,35 @@ impl Breaker {
         if let TransitionReason::RetryAfter { duration } = reason {
             return duration;
         }
+        let configured = self.configured_open_duration(trips);
+        match &self.break_duration {
+            Some(BreakDuration(choose)) => choose(&Trip {
+                consecutive: trips,
+                reason,
+                configured,
+            }),
+            None => configured,
+        }
+    }
+
+    /// `open_duration` grown by `open_duration_multiplier` per consecutive trip up to
+    /// `open_duration_max`, with jitter.
+    fn configured_open_duration(&self, trips: u32) -> Duration {
         let base = self.config.open_duration();
         let Some(max) = self.config.open_duration_max() else {
             return base;
         };
-        let doublings = trips.saturating_sub(1).min(63);
-        let grown = duration_nanos(base)
-            .saturating_mul(1u64 << doublings)
-            .min(duration_nanos(max));
+        let steps = trips.saturating_sub(1);
+        let factor = self.config.open_duration_multiplier();
+        let grown = if factor == 2.0 {
+            // Doubling stays in integers: exact for any duration.
+            duration_nanos(base).saturating_mul(1u64 << steps.min(63))
+        } else {
+            let grown = duration_nanos(base) as f64 * factor.powi(steps.min(4096) as i32);
+            // `as` saturates: an overflowing product is the maximum.
+            grown as u64
+        }
+        .min(duration_nanos(max));
         let cut = grown as f64 * f64::from(self.config.jitter()) / 100.0 * self.jitter.fraction();
         Duration::from_nanos(grown - (cut as u64).min(grown - 1))
     }

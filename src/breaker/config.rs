@@ -106,6 +106,9 @@ pub struct BreakerConfig {
     buckets: u32,
     open_duration: Duration,
     open_duration_max: Option<Duration>,
+    /// The growth factor per consecutive trip, as the bits of an `f64` (so the config stays
+    /// `Eq` and `Hash`); validated finite and from 1 to 100.
+    open_duration_multiplier: u64,
     jitter: u8,
     half_open_max_calls: u32,
     half_open_success_threshold: u32,
@@ -128,6 +131,7 @@ impl Default for BreakerConfig {
             buckets: 10,
             open_duration: Duration::from_secs(60),
             open_duration_max: None,
+            open_duration_multiplier: 2.0_f64.to_bits(),
             jitter: 10,
             half_open_max_calls: 1,
             half_open_success_threshold: 1,
@@ -190,6 +194,11 @@ impl BreakerConfig {
     /// Upper bound of the open duration when it grows with repeated trips; `None`: no growth.
     pub fn open_duration_max(&self) -> Option<Duration> {
         self.open_duration_max
+    }
+    /// How much each consecutive trip multiplies the open duration, up to `open_duration_max`
+    /// (default 2: doubling).
+    pub fn open_duration_multiplier(&self) -> f64 {
+        f64::from_bits(self.open_duration_multiplier)
     }
     /// Largest share, in percent, cut at random from a grown open duration.
     pub fn jitter(&self) -> u8 {
@@ -299,6 +308,13 @@ impl BreakerConfigBuilder {
         self
     }
 
+    /// How much each consecutive trip multiplies the open duration (from 1 to 100; default 2),
+    /// up to `open_duration_max`, which it needs.
+    pub fn open_duration_multiplier(mut self, factor: f64) -> Self {
+        self.config.open_duration_multiplier = factor.to_bits();
+        self
+    }
+
     /// Longest a breaker stays half-open without its probes deciding; past it, it re-opens, and
     /// a probe that reports later is dropped (positive; `None`, the default: no bound).
     pub fn half_open_max_wait(mut self, wait: Option<Duration>) -> Self {
@@ -380,6 +396,21 @@ impl BreakerConfigBuilder {
                 "open_duration",
                 config.open_duration,
                 "must be positive",
+            ));
+        }
+        let factor = f64::from_bits(config.open_duration_multiplier);
+        if !(1.0..=100.0).contains(&factor) {
+            return Err(ConfigError::new(
+                "open_duration_multiplier",
+                factor,
+                "must be a number from 1 to 100",
+            ));
+        }
+        if factor != 2.0 && config.open_duration_max.is_none() {
+            return Err(ConfigError::new(
+                "open_duration_multiplier",
+                factor,
+                "needs `open_duration_max`: the open duration grows only up to it",
             ));
         }
         if let Some(max) = config.open_duration_max

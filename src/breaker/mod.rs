@@ -35,7 +35,7 @@ mod snapshot;
 mod state;
 mod window;
 
-pub use circuit::{Breaker, BreakerBuilder};
+pub use circuit::{Breaker, BreakerBuilder, Trip};
 pub use clock::{Clock, ManualClock, Nanos, SharedReading, SystemClock};
 pub use config::{
     BreakerConfig, BreakerConfigBuilder, ConfigError, ConsecutiveFailuresWindow, Percent,

@@ -335,6 +335,7 @@ impl TryFrom<In<'_, &BreakerKeys>> for BreakerConfig {
             buckets(i.count(key!(r, buckets))?),
             open_duration(r.open_duration),
             open_duration_max(r.open_duration_max.map(Some)),
+            open_duration_multiplier(r.open_duration_multiplier),
             jitter(i.percent(key!(r, jitter), 0)?),
             half_open_max_calls(i.count(key!(r, half_open_max_calls))?),
             half_open_success_threshold(i.count(key!(r, half_open_success_threshold))?),

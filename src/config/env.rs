@@ -331,8 +331,10 @@ fn typed(target: &Target, raw: &str) -> Option<Value> {
         .filter(|n| !n.is_empty())
         .map(|n| Value::String(n.to_owned()))
         .collect();
+    let float = text.parse::<f64>().ok().filter(|f| f.is_finite());
     let readings = [
         text.parse::<i64>().ok().map(Value::Integer),
+        float.map(Value::Float),
         boolean.map(Value::Boolean),
         list.map(Value::Array),
         Some(Value::Array(names)),

@@ -118,6 +118,8 @@ pub(crate) struct BreakerKeys {
     pub(crate) open_duration: Option<Duration>,
     #[serde(default, with = "duration")]
     pub(crate) open_duration_max: Option<Duration>,
+    #[serde(default, deserialize_with = "number")]
+    pub(crate) open_duration_multiplier: Option<f64>,
     #[serde(default, deserialize_with = "percent")]
     pub(crate) jitter: Option<i64>,
     pub(crate) half_open_max_calls: Option<i64>,
@@ -285,6 +287,25 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Expect<Vec<T>> {
         }
         Ok(items)
     }
+}
+
+impl Visitor<'_> for Expect<f64> {
+    type Value = f64;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<f64, E> {
+        Ok(n)
+    }
+    // `2` means 2.0: TOML tells integers from floats, people do not.
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<f64, E> {
+        Ok(n as f64)
+    }
+}
+
+fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    d.deserialize_f64(Expect("a number", PhantomData::<f64>))
+        .map(Some)
 }
 
 fn percent<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {

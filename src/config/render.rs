@@ -37,6 +37,7 @@ impl From<&BreakerConfig> for BreakerKeys {
             buckets: int(b.buckets()),
             open_duration: Some(b.open_duration()),
             open_duration_max: b.open_duration_max(),
+            open_duration_multiplier: Some(b.open_duration_multiplier()),
             jitter: int(b.jitter()),
             half_open_max_calls: int(b.half_open_max_calls()),
             half_open_success_threshold: int(b.half_open_success_threshold()),

@@ -925,3 +925,44 @@ fn consecutive_failures_window_is_read_checked_and_rendered() {
         "expected \"window\" or \"unbounded\"",
     );
 }
+
+#[test]
+fn open_duration_multiplier_is_read_checked_overridden_and_rendered() {
+    let text = "[defaults]\nopen_duration_max = \"10m\"\nopen_duration_multiplier = 1.5\n\
+                [upstreams.plex]\nurl = \"http://a\"\n[upstreams.tmdb]\nurl = \"http://b\"\n\
+                open_duration_multiplier = 3\n";
+    let config = load(
+        text,
+        &[("BREAKERBOX_UPSTREAMS_PLEX_OPEN_DURATION_MULTIPLIER", "1.25")],
+    )
+    .expect("valid");
+    assert_eq!(
+        config.upstreams["plex"].breaker.open_duration_multiplier(),
+        1.25
+    );
+    assert_eq!(
+        config.upstreams["tmdb"].breaker.open_duration_multiplier(),
+        3.0
+    );
+    let again = load(&config.to_toml(), &[]).expect("the rendering loads");
+    assert_eq!(
+        again.defaults.breaker.open_duration_multiplier(),
+        1.5,
+        "{}",
+        config.to_toml()
+    );
+    let err = refused(
+        "[defaults]\nopen_duration_max = \"10m\"\nopen_duration_multiplier = 0.5",
+        &[],
+    );
+    assert_eq!(
+        err.key().path(),
+        Some("defaults.open_duration_multiplier"),
+        "{err}"
+    );
+    let err = refused("[defaults]\nopen_duration_multiplier = 3", &[]);
+    assert!(
+        err.to_string().contains("needs `open_duration_max`"),
+        "{err}"
+    );
+}
