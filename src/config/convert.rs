@@ -228,6 +228,15 @@ impl TryFrom<In<'_, RawServer>> for ServerConfig {
             max_header_bytes: i
                 .int(key!(i.raw, max_header_bytes), 1, i64::MAX)?
                 .unwrap_or(ServerConfig::DEFAULT_MAX_HEADER_BYTES),
+            header_read_timeout: i
+                .positive(key!(i.raw, header_read_timeout))?
+                .unwrap_or(ServerConfig::DEFAULT_HEADER_READ_TIMEOUT),
+            idle_timeout: i
+                .positive(key!(i.raw, idle_timeout))?
+                .unwrap_or(ServerConfig::DEFAULT_IDLE_TIMEOUT),
+            max_connections: i
+                .int(key!(i.raw, max_connections), 1, i64::MAX)?
+                .unwrap_or(ServerConfig::DEFAULT_MAX_CONNECTIONS),
         })
     }
 }

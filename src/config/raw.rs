@@ -35,6 +35,11 @@ pub(crate) struct RawServer {
     pub(crate) listen: Option<String>,
     pub(crate) max_body_bytes: Option<i64>,
     pub(crate) max_header_bytes: Option<i64>,
+    #[serde(default, with = "duration")]
+    pub(crate) header_read_timeout: Option<Duration>,
+    #[serde(default, with = "duration")]
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_connections: Option<i64>,
 }
 
 /// `[store]`: its own keys and the `database` breaker's.

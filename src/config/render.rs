@@ -125,6 +125,9 @@ impl From<&Config> for RawConfig {
                 listen: Some(c.server.listen.to_string()),
                 max_body_bytes: int(c.server.max_body_bytes),
                 max_header_bytes: int(c.server.max_header_bytes),
+                header_read_timeout: Some(c.server.header_read_timeout),
+                idle_timeout: Some(c.server.idle_timeout),
+                max_connections: int(c.server.max_connections),
             }),
             store: Some(Layered {
                 own: store,
