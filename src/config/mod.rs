@@ -49,6 +49,8 @@ mod types;
 mod url;
 
 #[cfg(test)]
+mod safety_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
