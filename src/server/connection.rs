@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
 use hyper::body::Incoming;
@@ -61,6 +61,8 @@ impl Service<Request<Incoming>> for Guarded {
         let in_flight = Some(self.liveness.start_request());
         let inner = if let Err(reason) = self.framing.admit() {
             Either::Left(ready(Ok(refusal(reason, self.peer))))
+        } else if !host_is_single(&request) {
+            Either::Left(ready(Ok(bad_host(self.peer))))
         } else {
             Either::Right(self.app.call_from(Some(self.peer), request.map(Body::new)))
         };
@@ -93,6 +95,24 @@ where
         };
         Poll::Ready(Ok(response.map(|body| CountedBody::new(body, in_flight))))
     }
+}
+
+/// Whether an HTTP/1.1 request carries exactly one `Host` (RFC 9112 §3.2: a server must answer
+/// 400 otherwise); HTTP/1.0 need not carry one.
+fn host_is_single<B>(request: &Request<B>) -> bool {
+    if request.version() != Version::HTTP_11 {
+        return true;
+    }
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    hosts.next().is_some() && hosts.next().is_none()
+}
+
+/// 400 for a request whose `Host` is missing or repeated: which authority it means is unclear,
+/// and the gateway does not guess.
+fn bad_host(peer: SocketAddr) -> Response {
+    let message = "an HTTP/1.1 request needs exactly one Host header";
+    tracing::debug!(client = %peer, "request refused before routing: {message}");
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_host", message).into_response()
 }
 
 /// 400 with the contract's JSON error; the connection closes after it (hyper already stopped

@@ -8,7 +8,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -17,6 +17,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::framing::{FramingTracker, Refusal, RefusalReason};
 use super::limits::Liveness;
+use super::rewrite::{Replacement, find_hyper_error};
 use crate::telemetry::ConnectionLimit;
 
 /// What the reading side of one connection learnt, for the request side: which request (by
@@ -36,6 +37,12 @@ impl ConnectionFraming {
         };
         self.verdict
             .store(refusal.ordinal << 1 | reason, Ordering::Release);
+    }
+
+    /// Whether a request head of the connection could not be followed: hyper refuses it too,
+    /// with an answer of its own.
+    pub(super) fn found_unparseable(&self) -> bool {
+        self.verdict.load(Ordering::Acquire) & 1 == 1
     }
 
     /// Counts the next request of the connection (hyper hands them on one at a time, in the
@@ -62,6 +69,8 @@ pub(super) struct TrackedStream {
     framing: Arc<ConnectionFraming>,
     liveness: Arc<Liveness>,
     head_timer: HeadTimer,
+    /// hyper's own error answer, being replaced by the contract's JSON.
+    replacement: Option<Replacement>,
 }
 
 impl TrackedStream {
@@ -82,6 +91,7 @@ impl TrackedStream {
                 armed_for: None,
                 sleep: None,
             },
+            replacement: None,
         }
     }
 
@@ -158,7 +168,26 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        if let Some(replacement) = &mut this.replacement {
+            let consumed = ready!(replacement.poll_drain(&mut this.inner, cx));
+            this.replacement = None;
+            return Poll::Ready(consumed);
+        }
+        // Only a connection with an unparseable head can be sent hyper's own error answer.
+        if this.framing.found_unparseable()
+            && let Some((start, len, json)) = find_hyper_error(buf)
+        {
+            if start > 0 {
+                // The answers before it go out as they are; hyper comes back with the rest.
+                return Pin::new(&mut this.inner).poll_write(cx, &buf[..start]);
+            }
+            let replacement = this.replacement.insert(Replacement::new(json, len));
+            let consumed = ready!(replacement.poll_drain(&mut this.inner, cx));
+            this.replacement = None;
+            return Poll::Ready(consumed);
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -166,6 +195,14 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.framing.found_unparseable() || self.replacement.is_some() {
+            // One slice at a time, so that hyper's error head is seen whole by `poll_write`.
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &**b);
+            return self.poll_write(cx, first);
+        }
         Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
     }
 

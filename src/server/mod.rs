@@ -6,6 +6,7 @@ mod descriptors;
 pub mod framing;
 mod limits;
 mod listener;
+mod rewrite;
 mod serve;
 
 pub use serve::{ServeError, run, serve, termination};
