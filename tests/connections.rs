@@ -244,3 +244,65 @@ async fn past_max_connections_with_every_one_busy_the_new_one_is_closed_unanswer
     drop(busy);
     gateway.served.stop().await;
 }
+
+/// The soft and hard "Max open files" of process `pid`.
+fn open_files_limits(pid: u32) -> Option<(u64, u64)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut numbers = line
+        .split_whitespace()
+        .filter_map(|word| word.parse::<u64>().ok());
+    Some((numbers.next()?, numbers.next()?))
+}
+
+#[tokio::test]
+async fn the_gateway_raises_its_descriptor_limit_to_the_hard_one_and_logs_both() {
+    let dir = TempDir::new();
+    let port = support::ports::free_port();
+    let config = dir.0.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\nurl = \"sqlite://{}\"\n[health]\ncheck_interval = \"1h\"\n",
+            dir.0.join("gateway.db").display()
+        ),
+    )
+    .expect("config");
+    let log = dir.0.join("gateway.log");
+    let log_file = std::fs::File::create(&log).expect("log");
+    // A shell lowers the soft limit, then becomes the gateway (same pid).
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -S -n 256 && exec \"$0\" serve --config \"$1\"",
+        ])
+        .arg(support::gateway_process::BIN)
+        .arg(&config)
+        .env("BREAKERBOX_LOG", "info")
+        .stdout(log_file.try_clone().expect("log"))
+        .stderr(log_file)
+        .spawn()
+        .expect("the gateway starts");
+    let pid = child.id();
+    let raised = support::wait::eventually(Duration::from_secs(30), || async {
+        std::fs::read_to_string(&log).is_ok_and(|text| text.contains("breakerbox is serving"))
+    })
+    .await;
+    let limits = open_files_limits(pid);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(raised, "the gateway never served:\n{text}");
+    let (soft, hard) = limits.expect("the limits of a running process");
+    assert!(
+        hard > 256,
+        "the hard limit here is {hard}: nothing to raise"
+    );
+    assert_eq!(soft, hard, "soft limit not raised:\n{text}");
+    assert!(
+        text.contains("raised the open file descriptor limit")
+            && text.contains("256")
+            && text.contains(&hard.to_string()),
+        "both limits are logged:\n{text}"
+    );
+}

@@ -63,3 +63,51 @@ fn admin_tokens_shorter_than_16_characters_or_with_whitespace_are_refused() {
     let text = "[[admin.tokens]]\nname = \"ops\"\ntoken = \"sixteen-chars-xy\"\n";
     load_from_str(text, "gw.toml", Vec::<(String, String)>::new()).expect("16 characters pass");
 }
+
+#[test]
+fn connection_bounds_have_defaults_refuse_zero_and_follow_the_environment() {
+    let defaults = load_from_str("", "gw.toml", Vec::<(String, String)>::new())
+        .expect("valid")
+        .server;
+    assert_eq!(
+        defaults.header_read_timeout,
+        std::time::Duration::from_secs(10)
+    );
+    assert_eq!(defaults.idle_timeout, std::time::Duration::from_secs(60));
+    assert_eq!(defaults.max_connections, 10_000);
+    for (key, value) in [
+        ("header_read_timeout", "\"0s\""),
+        ("idle_timeout", "\"0s\""),
+        ("max_connections", "0"),
+    ] {
+        let err = refused(&format!("[server]\n{key} = {value}\n"), &[]);
+        assert_eq!(
+            err.key().path(),
+            Some(format!("server.{key}").as_str()),
+            "{err}"
+        );
+    }
+    let env = [
+        ("BREAKERBOX_SERVER_HEADER_READ_TIMEOUT", "2s"),
+        ("BREAKERBOX_SERVER_IDLE_TIMEOUT", "500ms"),
+        ("BREAKERBOX_SERVER_MAX_CONNECTIONS", "64"),
+    ];
+    let config = load_from_str("", "gw.toml", env.iter().copied()).expect("valid");
+    assert_eq!(
+        config.server.header_read_timeout,
+        std::time::Duration::from_secs(2)
+    );
+    assert_eq!(
+        config.server.idle_timeout,
+        std::time::Duration::from_millis(500)
+    );
+    assert_eq!(config.server.max_connections, 64);
+    let rendered = config.to_toml();
+    for line in [
+        "header_read_timeout = \"2s\"",
+        "idle_timeout = \"500ms\"",
+        "max_connections = 64",
+    ] {
+        assert!(rendered.contains(line), "{line} missing from:\n{rendered}");
+    }
+}
