@@ -306,3 +306,58 @@ async fn the_gateway_raises_its_descriptor_limit_to_the_hard_one_and_logs_both()
         "both limits are logged:\n{text}"
     );
 }
+
+/// The flood the bound exists for: with a 1,024 descriptor limit, 1,100 silent connections
+/// used to starve the gateway until `/health` timed out.
+#[tokio::test]
+async fn eleven_hundred_silent_connections_under_a_1024_descriptor_limit_leave_health_answering() {
+    // This test's own side needs more than 1,100 descriptors.
+    let own = rlimit::increase_nofile_limit(4096).expect("descriptor limit");
+    assert!(own >= 1_200, "this process may open only {own} descriptors");
+    let dir = TempDir::new();
+    let port = support::ports::free_port();
+    let config = dir.0.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\nurl = \"sqlite://{}\"\n[health]\ncheck_interval = \"1h\"\n",
+            dir.0.join("gateway.db").display()
+        ),
+    )
+    .expect("config");
+    // Soft and hard limit 1,024: the gateway cannot raise it.
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "ulimit -n 1024 && exec \"$0\" serve --config \"$1\""])
+        .arg(support::gateway_process::BIN)
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the gateway starts");
+    let addr = format!("127.0.0.1:{port}");
+    let health = || async {
+        let raw = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        match tokio::time::timeout(Duration::from_secs(5), exchange(&addr, raw)).await {
+            Ok(answer) => status_code(&answer),
+            Err(_) => 0,
+        }
+    };
+    let up = support::wait::eventually(Duration::from_secs(30), || async {
+        TcpStream::connect(&addr).await.is_ok()
+    })
+    .await;
+    let mut silent = Vec::new();
+    if up {
+        for _ in 0..1_100 {
+            match TcpStream::connect(&addr).await {
+                Ok(stream) => silent.push(stream),
+                Err(error) => panic!("connect {}: {error}", silent.len() + 1),
+            }
+        }
+    }
+    let status = if up { health().await } else { 0 };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(up, "the gateway never listened");
+    assert_eq!(status, 200, "/health with 1,100 silent connections open");
+}
