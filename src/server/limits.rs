@@ -8,13 +8,17 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use tokio::sync::Notify;
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+
+use crate::breaker::{Clock, Nanos};
 
 use crate::telemetry::{self, ConnectionLimit};
 
@@ -33,16 +37,39 @@ pub(super) fn effective_max(configured: usize, descriptor_limit: Option<u64>) ->
 }
 
 /// What one connection shares with the accept loop and its requests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Liveness {
+    clock: Arc<dyn Clock>,
+    /// When its last request ended, or when it opened (the gateway's clock).
+    last_active: AtomicU64,
     in_flight: AtomicUsize,
     evicted: AtomicBool,
-    evict: Notify,
+    /// The connection's task, woken when it is closed from outside (lock-free: it is polled on
+    /// every wake of the task).
+    evict: AtomicWaker,
     /// The limit that closed it, once one did: 0 none, else a [`ConnectionLimit`] + 1.
     closed_by: AtomicU8,
 }
 
 impl Liveness {
+    fn new(clock: Arc<dyn Clock>) -> Self {
+        let now = clock.now().0;
+        Self {
+            clock,
+            last_active: AtomicU64::new(now),
+            in_flight: AtomicUsize::new(0),
+            evicted: AtomicBool::new(false),
+            evict: AtomicWaker::new(),
+            closed_by: AtomicU8::new(0),
+        }
+    }
+
+    /// Whether it has been idle for `idle` at `now`.
+    fn idle_for(&self, idle: Duration, now: Nanos) -> bool {
+        self.is_idle()
+            && Nanos(self.last_active.load(Ordering::Acquire)).saturating_add(idle) <= now
+    }
+
     /// Whether no request of the connection is being served (its answer not yet fully sent).
     pub(super) fn is_idle(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) == 0
@@ -76,10 +103,25 @@ impl Liveness {
         }
     }
 
-    /// Resolves once the accept loop chose this connection to make room (a permit is kept, so
-    /// an eviction before the wait is not lost).
-    pub(super) async fn evicted(&self) {
-        self.evict.notified().await;
+    /// Closes the connection from outside (its task wakes and drops it) because of `limit`.
+    fn close(&self, limit: ConnectionLimit) {
+        self.close_by(limit);
+        self.evicted.store(true, Ordering::Release);
+        self.evict.wake();
+    }
+
+    /// Ready once the connection is closed from outside (to make room, or idle too long); the flag is set before
+    /// the wake, so an eviction before the first poll is not lost.
+    pub(super) fn poll_evicted(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.evicted.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.evict.register(cx.waker());
+        if self.evicted.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -89,6 +131,10 @@ pub(super) struct InFlight(Arc<Liveness>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        // One load of the gateway's coarse clock per request, and no timer: the reaper reads
+        // this stamp on its rounds.
+        let now = self.0.clock.now().0;
+        self.0.last_active.store(now, Ordering::Release);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -133,6 +179,7 @@ impl http_body::Body for CountedBody {
 #[derive(Debug)]
 pub(super) struct Registry {
     max: usize,
+    clock: Arc<dyn Clock>,
     open: Mutex<Open>,
 }
 
@@ -143,11 +190,34 @@ struct Open {
 }
 
 impl Registry {
-    pub(super) fn new(max: usize) -> Arc<Self> {
+    pub(super) fn new(max: usize, clock: Arc<dyn Clock>) -> Arc<Self> {
         Arc::new(Self {
             max,
+            clock,
             open: Mutex::default(),
         })
+    }
+
+    /// Closes every connection idle for `idle` or longer; returns how many.
+    ///
+    /// Why a periodic round rather than a timer per connection: a connection's timer would be
+    /// polled on every wake of its task, that is several times per request; a round costs one
+    /// load per open connection, once per tick.
+    pub(super) fn reap(&self, idle: Duration) -> usize {
+        let now = self.clock.now();
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let due: Vec<u64> = open
+            .by_age
+            .iter()
+            .filter(|(_, conn)| conn.idle_for(idle, now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &due {
+            if let Some(conn) = open.by_age.remove(id) {
+                conn.close(ConnectionLimit::IdleTimeout);
+            }
+        }
+        due.len()
     }
 
     /// A slot for a new connection from `peer`, closing the oldest idle one when the bound is
@@ -167,14 +237,12 @@ impl Registry {
                 return None;
             };
             if let Some(conn) = open.by_age.remove(&id) {
-                conn.evicted.store(true, Ordering::Release);
-                conn.close_by(ConnectionLimit::MaxConnections);
-                conn.evict.notify_one();
+                conn.close(ConnectionLimit::MaxConnections);
             }
         }
         let id = open.next;
         open.next += 1;
-        let liveness = Arc::new(Liveness::default());
+        let liveness = Arc::new(Liveness::new(Arc::clone(&self.clock)));
         open.by_age.insert(id, Arc::clone(&liveness));
         drop(open);
         telemetry::connection_open(true);
@@ -232,7 +300,7 @@ mod tests {
 
     #[test]
     fn at_the_bound_the_oldest_idle_connection_gives_way_and_busy_ones_never_do() {
-        let registry = Registry::new(2);
+        let registry = Registry::new(2, Arc::new(crate::breaker::ManualClock::new()));
         let first = registry.admit(peer()).expect("room");
         let second = registry.admit(peer()).expect("room");
         let busy = first.liveness().start_request();

@@ -7,7 +7,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -19,7 +19,7 @@ use super::listener::TrackedStream;
 use crate::api::{self, App};
 use crate::config::Config;
 use crate::gateway::{Gateway, StartError};
-use crate::telemetry::{self, ConnectionLimit};
+use crate::telemetry;
 
 /// Why the gateway stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +67,10 @@ pub async fn serve(
     let limits = Limits {
         header_read_timeout: server.header_read_timeout,
         idle_timeout: server.idle_timeout,
-        registry: Registry::new(effective_max(
-            server.max_connections,
-            descriptors::soft_limit(),
-        )),
+        registry: Registry::new(
+            effective_max(server.max_connections, descriptors::soft_limit()),
+            Arc::clone(gateway.clock()),
+        ),
     };
     let served = accept_loop(listener, app, &limits, stop).await;
     tracing::info!("draining done; persisting the queue");
@@ -106,6 +106,11 @@ async fn accept_loop(
     });
     // Every connection task holds a receiver; the sender sees them all gone once they end.
     let (done_tx, done_rx) = watch::channel(());
+    tokio::spawn(reap(
+        Arc::clone(&limits.registry),
+        limits.idle_timeout,
+        stop_tx.clone(),
+    ));
     loop {
         let (stream, peer) = tokio::select! {
             // axum's accept: it logs and backs off on errors such as too many open files.
@@ -123,7 +128,6 @@ async fn accept_loop(
             slot,
             app: app.clone(),
             header_read_timeout: limits.header_read_timeout,
-            idle_timeout: limits.idle_timeout,
         };
         let stop_tx = stop_tx.clone();
         let done_rx = done_rx.clone();
@@ -138,6 +142,22 @@ async fn accept_loop(
     Ok(())
 }
 
+/// Closes idle connections until `stop`: a round every quarter of `idle` (between 10 ms and
+/// 1 s), so a connection closes at most that much later than `idle` after its last request.
+async fn reap(registry: Arc<Registry>, idle: Duration, stop: watch::Sender<()>) {
+    let tick = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut rounds = tokio::time::interval(tick);
+    rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = rounds.tick() => {
+                registry.reap(idle);
+            }
+            () = stop.closed() => return,
+        }
+    }
+}
+
 /// One accepted connection, before it is served.
 struct Connection {
     stream: TcpStream,
@@ -145,7 +165,6 @@ struct Connection {
     slot: Slot,
     app: App,
     header_read_timeout: Duration,
-    idle_timeout: Duration,
 }
 
 impl Connection {
@@ -161,13 +180,9 @@ impl Connection {
             Arc::clone(stream.framing()),
             Arc::clone(&liveness),
         );
-        // hyper's head timer runs whenever the connection waits for a head with nothing in
-        // flight, from the end of the last answer: between requests that is the idle timeout.
-        // The stream's own timer, shorter, bounds the first head and any head begun.
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.idle_timeout);
+        // No hyper timer: its head timeout takes a timer per request. The stream bounds each
+        // head; the registry's reaper closes idle connections.
+        let builder = hyper::server::conn::http1::Builder::new();
         let mut conn = pin!(
             builder
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
@@ -177,16 +192,15 @@ impl Connection {
         let mut draining = false;
         loop {
             tokio::select! {
+                // hyper first: the others rarely fire, and their polls are cheap loads.
+                biased;
                 served = conn.as_mut() => {
                     if let Err(error) = served {
-                        if error.is_timeout() {
-                            liveness.close_by(ConnectionLimit::IdleTimeout);
-                        }
                         tracing::trace!(client = %self.peer, %error, "connection ended");
                     }
                     break;
                 }
-                () = liveness.evicted() => break,
+                () = std::future::poll_fn(|cx| liveness.poll_evicted(cx)) => break,
                 () = &mut stopping, if !draining => {
                     conn.as_mut().graceful_shutdown();
                     draining = true;
