@@ -315,4 +315,30 @@ mod tests {
         drop(busy);
         assert!(registry.admit(peer()).is_some(), "the first is idle again");
     }
+
+    #[test]
+    fn the_reaper_closes_connections_idle_past_the_timeout_and_only_those() {
+        let clock = Arc::new(crate::breaker::ManualClock::new());
+        let registry = Registry::new(10, Arc::clone(&clock) as Arc<dyn Clock>);
+        let idle = Duration::from_secs(60);
+        let quiet = registry.admit(peer()).expect("room");
+        let busy = registry.admit(peer()).expect("room");
+        let _in_flight = busy.liveness().start_request();
+        clock.advance(Duration::from_secs(30));
+        let recent = registry.admit(peer()).expect("room");
+        drop(recent.liveness().start_request());
+        assert_eq!(registry.reap(idle), 0, "nobody idle for a minute yet");
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(registry.reap(idle), 1);
+        assert_eq!(
+            quiet.liveness().closed_by(),
+            Some(ConnectionLimit::IdleTimeout)
+        );
+        assert_eq!(busy.liveness().closed_by(), None, "a request in flight");
+        assert_eq!(
+            recent.liveness().closed_by(),
+            None,
+            "its request ended 30 s ago"
+        );
+    }
 }
