@@ -31,8 +31,9 @@ url = "sqlite://{db}"
 [upstreams.echo]
 url = "http://{addr}"
 
+# Down: a request that reached its pipeline would be queued (202) for replay.
 [upstreams.later]
-url = "http://{addr}"
+url = "{down}"
 fallback = "queue"
 
 [health]
@@ -40,6 +41,7 @@ check_interval = "1h"
 "#,
         db = dir.0.join("gateway.db").display(),
         addr = upstream.addr,
+        down = proxy_support::refused_url(),
     );
     let config = config::load_from_str(&text, "error-shape.toml", Vec::<(String, String)>::new())
         .expect("valid config");
@@ -122,6 +124,19 @@ async fn connect_and_trace_through_proxy_are_refused_before_the_upstream() {
         );
     }
     assert_eq!(gateway.upstream.hits(), 0, "the upstream saw them");
+    let queue = gateway
+        .served
+        .gateway
+        .render_metrics()
+        .await
+        .lines()
+        .filter(|line| line.starts_with("breakerbox_queue_depth{breaker=\"later\"}"))
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    assert!(
+        queue.iter().all(|line| line.ends_with(" 0")),
+        "queued: {queue:?}"
+    );
     gateway.served.stop().await;
 }
 
