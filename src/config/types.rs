@@ -48,7 +48,7 @@ pub struct ServerConfig {
     /// head's first byte (`header_read_timeout`, default 10 s); the connection closes beyond.
     pub header_read_timeout: Duration,
     /// Longest a keep-alive connection may wait for its next request (`idle_timeout`, default
-    /// 60 s); it closes beyond.
+    /// 60 s); it closes beyond, at the next check (every quarter of it, at most every second).
     pub idle_timeout: Duration,
     /// Most client connections open at once (`max_connections`, default 10,000, and never more
     /// than three quarters of the descriptor limit): at the bound the oldest connection with no
