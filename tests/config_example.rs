@@ -81,7 +81,14 @@ fn the_example_renders_and_loads_back() {
     let config = example();
     let rendered = config.to_toml();
     assert!(!rendered.contains("demo-admin-token"), "{rendered}");
-    let again = config::load_from_str(&rendered, "effective.toml", NO_ENV).expect("loads");
+    // The placeholder is no secret and is refused as a token; with secrets put back it loads.
+    let err = config::load_from_str(&rendered, "effective.toml", NO_ENV).expect_err("refused");
+    assert!(err.reason().contains("at least 16 characters"), "{err}");
+    let restored = rendered.replace(
+        &format!("token = \"{}\"", config::REDACTED),
+        "token = \"a-restored-secret-token\"",
+    );
+    let again = config::load_from_str(&restored, "effective.toml", NO_ENV).expect("loads");
     assert_eq!(again.upstreams, config.upstreams);
     assert_eq!(again.store, config.store);
     assert_eq!(again.defaults, config.defaults);

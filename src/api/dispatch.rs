@@ -87,29 +87,19 @@ fn is_proxied(path: &str) -> bool {
 }
 
 /// What the router does for a proxied request: the guard, the handler, and what axum does to a
-/// handler's answer (a `Content-Length` when the body's size is known, no body for `HEAD`, none
-/// either for a successful `CONNECT` that would carry one).
+/// handler's answer (a `Content-Length` when the body's size is known, no body for `HEAD`).
 async fn proxied(gateway: Arc<Gateway>, request: Request, client: Option<IpAddr>) -> Response {
     if let Some(refused) = super::refusal(&gateway, &request) {
         return refused;
     }
     let _in_flight = gateway.track_request();
-    let method = request.method().clone();
+    let is_head = request.method() == Method::HEAD;
     let (mut response, outcome) = super::proxy::proxy(Arc::clone(&gateway), request, client).await;
-    if method == Method::CONNECT && response.status().is_success() {
-        let headers = response.headers();
-        if headers.contains_key(header::CONTENT_LENGTH)
-            || headers.contains_key(header::TRANSFER_ENCODING)
-            || response.body().size_hint().lower() != 0
-        {
-            *response.body_mut() = Body::empty();
-        }
-    } else {
-        let size = response.body().size_hint().exact();
-        set_content_length(size, response.headers_mut());
-        if method == Method::HEAD {
-            *response.body_mut() = Body::empty();
-        }
+    // CONNECT never gets here successfully: the proxy handler refuses it.
+    let size = response.body().size_hint().exact();
+    set_content_length(size, response.headers_mut());
+    if is_head {
+        *response.body_mut() = Body::empty();
     }
     if let Some(outcome) = &outcome {
         gateway.telemetry().record_proxy(outcome);

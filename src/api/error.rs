@@ -29,6 +29,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
     }
 
+    /// 405 for a method the path does not serve.
+    pub fn method_not_allowed(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", what)
+    }
+
     /// 404 for an unknown breaker.
     pub fn unknown_breaker(name: &str) -> Self {
         Self::new(

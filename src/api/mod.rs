@@ -47,6 +47,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         // [`App`] serves these without the router; the route stays for the router on its own.
         .route(dispatch::PROXY_ROUTE, any(proxy::handler))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(Arc::clone(&gateway), guard))
         // The pipeline enforces the body limit itself with a 413; this bounds every other route.
         .layer(DefaultBodyLimit::max(body_limit))
@@ -56,6 +57,15 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 async fn not_found(request: Request) -> ApiError {
     ApiError::not_found(format!(
         "no route for {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+/// A route that exists, asked with a method it does not serve (axum keeps its `Allow` header).
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::method_not_allowed(format!(
+        "{} is not served on {}",
         request.method(),
         request.uri().path()
     ))

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument as _;
 
@@ -48,6 +49,9 @@ pub(super) async fn proxy(
     request: Request<Body>,
     client: Option<IpAddr>,
 ) -> (Response, Option<ProxyOutcome>) {
+    if let Some(refused) = refused_method(request.method()) {
+        return (refused, None);
+    }
     let path = request.uri().path().to_owned();
     let Some((name, tail)) = split(&path) else {
         let error = ApiError::not_found(format!("no route for {path}"));
@@ -70,6 +74,24 @@ pub(super) async fn proxy(
         .await;
     telemetry::record_response(&span, response.status().as_u16());
     (response, Some(outcome))
+}
+
+/// The methods a proxied request may use, for the `Allow` header of a refusal.
+const PROXIED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
+/// 405 for `CONNECT` (a tunnel the gateway does not open, and a request no upstream should see
+/// nor the queue replay) and `TRACE` (it echoes the request, credentials included), before any
+/// breaker, cache or queue.
+fn refused_method(method: &Method) -> Option<Response> {
+    if method != Method::CONNECT && method != Method::TRACE {
+        return None;
+    }
+    let message = format!("{method} is not proxied");
+    let mut response = ApiError::method_not_allowed(message).into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(PROXIED_METHODS));
+    Some(response)
 }
 
 #[cfg(test)]

@@ -268,6 +268,15 @@ impl TryFrom<In<'_, RawServer>> for ServerConfig {
                 .int(key!(i.raw, max_header_bytes), 1, i64::MAX)?
                 .unwrap_or(ServerConfig::DEFAULT_MAX_HEADER_BYTES),
             trusted_proxies: trusted_proxies(&i)?,
+            header_read_timeout: i
+                .positive(key!(i.raw, header_read_timeout))?
+                .unwrap_or(ServerConfig::DEFAULT_HEADER_READ_TIMEOUT),
+            idle_timeout: i
+                .positive(key!(i.raw, idle_timeout))?
+                .unwrap_or(ServerConfig::DEFAULT_IDLE_TIMEOUT),
+            max_connections: i
+                .int(key!(i.raw, max_connections), 1, i64::MAX)?
+                .unwrap_or(ServerConfig::DEFAULT_MAX_CONNECTIONS),
         })
     }
 }
@@ -469,9 +478,17 @@ impl TryFrom<In<'_, RawToken>> for Token {
             (Some(secret), None) if secret.is_empty() => {
                 return Err(i.refuse(inline_key, "must not be empty").value("\"\""));
             }
-            (Some(secret), None) => (secret, SecretSource::Inline),
+            (Some(secret), None) => {
+                check_secret(&secret)
+                    .map_err(|why| i.refuse(inline_key, why).value("<redacted>"))?;
+                (secret, SecretSource::Inline)
+            }
             (None, Some(var)) => match i.env.get(&var) {
-                Some(secret) if !secret.is_empty() => (secret.clone(), SecretSource::Env(var)),
+                Some(secret) if !secret.is_empty() => {
+                    check_secret(secret)
+                        .map_err(|why| i.refuse(var_key, why).value(format!("{var:?}")))?;
+                    (secret.clone(), SecretSource::Env(var))
+                }
                 found => {
                     let state = if found.is_some() {
                         "set but empty"
@@ -634,6 +651,51 @@ fn check_name(name: &str) -> Result<(), &'static str> {
     }
     if name == DATABASE_BREAKER {
         return Err("`database` is the store's breaker; pick another name");
+    }
+    if ROUTE_SEGMENTS.contains(&name) {
+        return Err(
+            "a fixed path segment of the gateway's routes (such as `reset-all` in /admin/breakers/reset-all): /admin/breakers/NAME would reach the route instead; pick another name",
+        );
+    }
+    Ok(())
+}
+
+/// Every fixed path segment of the gateway's routes (`src/api`, and the routes DESIGN.md names
+/// for later). A breaker of that name would be shadowed in `/admin/breakers/{name}`, so no
+/// upstream may take one.
+const ROUTE_SEGMENTS: [&str; 17] = [
+    "admin",
+    "api",
+    "breakers",
+    "circuit-breaker",
+    "detailed",
+    "disable",
+    "events",
+    "fleet",
+    "force-open",
+    "health",
+    "metrics",
+    "proxy",
+    "queue",
+    "reset",
+    "reset-all",
+    "test",
+    "ui",
+];
+
+/// Shortest admin token accepted: 16 characters.
+const MIN_TOKEN_CHARS: usize = 16;
+
+/// Whether `secret` may be an admin token: long enough not to be guessed, and without whitespace
+/// (which a header value cannot carry intact, and which betrays a pasted phrase).
+fn check_secret(secret: &str) -> Result<(), String> {
+    if secret.chars().count() < MIN_TOKEN_CHARS {
+        return Err(format!(
+            "an admin token must be at least {MIN_TOKEN_CHARS} characters"
+        ));
+    }
+    if secret.chars().any(char::is_whitespace) {
+        return Err("an admin token must not contain whitespace".to_owned());
     }
     Ok(())
 }

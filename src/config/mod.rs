@@ -50,6 +50,8 @@ mod types;
 mod url;
 
 #[cfg(test)]
+mod safety_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

@@ -37,6 +37,11 @@ pub(crate) struct RawServer {
     pub(crate) max_header_bytes: Option<i64>,
     #[serde(default, deserialize_with = "names")]
     pub(crate) trusted_proxies: Option<Vec<String>>,
+    #[serde(default, with = "duration")]
+    pub(crate) header_read_timeout: Option<Duration>,
+    #[serde(default, with = "duration")]
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_connections: Option<i64>,
 }
 
 /// `[store]`: its own keys and the `database` breaker's.

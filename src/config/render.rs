@@ -153,6 +153,9 @@ impl From<&Config> for RawConfig {
                         .map(ToString::to_string)
                         .collect(),
                 ),
+                header_read_timeout: Some(c.server.header_read_timeout),
+                idle_timeout: Some(c.server.idle_timeout),
+                max_connections: int(c.server.max_connections),
             }),
             store: Some(Layered {
                 own: store,

@@ -8,7 +8,7 @@ use super::*;
 const BASE: &str = r#"
 [[admin.tokens]]
 name = "ops"
-token = "inline-secret"
+token = "inline-secret-token"
 role = "admin"
 
 [upstreams.plex]
@@ -99,7 +99,10 @@ fn upstreams_layer_over_defaults() {
             content_type: "application/json".into()
         }
     );
-    assert_eq!(config.admin.tokens[0].secret.expose(), "inline-secret");
+    assert_eq!(
+        config.admin.tokens[0].secret.expose(),
+        "inline-secret-token"
+    );
     assert_eq!(config.admin.tokens[0].role, Role::Admin);
 }
 
@@ -357,7 +360,7 @@ fn toml_syntax_errors_and_duplicate_tables_have_positions() {
 fn token_mistakes_are_refused_without_showing_secrets() {
     let cases = [
         (
-            "name = \"ops\"\ntoken = \"s3cret\"\nrole = \"root\"",
+            "name = \"ops\"\ntoken = \"s3cret-long-enough-x\"\nrole = \"root\"",
             "admin.tokens[0].role",
             "\"root\"",
             "unknown role; expected \"admin\" or \"viewer\"",
@@ -369,7 +372,7 @@ fn token_mistakes_are_refused_without_showing_secrets() {
             "environment variable GW_TOKEN_UNSET is not set",
         ),
         (
-            "name = \"ops\"\ntoken = \"s3cret\"\ntoken_env = \"GW_TOKEN\"",
+            "name = \"ops\"\ntoken = \"s3cret-long-enough-x\"\ntoken_env = \"GW_TOKEN\"",
             "admin.tokens[0].token_env",
             "\"GW_TOKEN\"",
             "either `token` or `token_env`, not both",
@@ -381,7 +384,7 @@ fn token_mistakes_are_refused_without_showing_secrets() {
             "needs `token` (the secret) or `token_env`",
         ),
         (
-            "token = \"s3cret\"",
+            "token = \"s3cret-long-enough-x\"",
             "admin.tokens[0].name",
             "(missing)",
             "every token needs a name",
@@ -393,7 +396,7 @@ fn token_mistakes_are_refused_without_showing_secrets() {
             "expected a string, found an integer",
         ),
         (
-            "name = \"ops\"\ntokn = \"s3cret\"",
+            "name = \"ops\"\ntokn = \"s3cret-long-enough-x\"",
             "admin.tokens[0].tokn",
             "<redacted>",
             "did you mean `token`?",
@@ -404,7 +407,7 @@ fn token_mistakes_are_refused_without_showing_secrets() {
         check(&err, path, value, reason);
         assert!(!err.to_string().contains("s3cret") && !err.to_string().contains("12345"));
     }
-    let two = "[[admin.tokens]]\nname = \"ops\"\ntoken = \"a\"\n[[admin.tokens]]\nname = \"ops\"\ntoken = \"b\"\n";
+    let two = "[[admin.tokens]]\nname = \"ops\"\ntoken = \"aaaaaaaaaaaaaaaa\"\n[[admin.tokens]]\nname = \"ops\"\ntoken = \"bbbbbbbbbbbbbbbb\"\n";
     check(
         &refused(two, &[]),
         "admin.tokens[1].name",
@@ -416,16 +419,16 @@ fn token_mistakes_are_refused_without_showing_secrets() {
 #[test]
 fn token_env_reads_the_injected_environment() {
     let text = "[[admin.tokens]]\nname = \"ops\"\ntoken_env = \"GW_TOKEN\"\n";
-    let config = load(text, &[("GW_TOKEN", "from-env")]).expect("valid");
+    let config = load(text, &[("GW_TOKEN", "from-env-secret-value")]).expect("valid");
     let token = &config.admin.tokens[0];
-    assert_eq!(token.secret.expose(), "from-env");
+    assert_eq!(token.secret.expose(), "from-env-secret-value");
     assert_eq!(token.source, SecretSource::Env("GW_TOKEN".into()));
     assert_eq!(
         token.role,
         Role::Viewer,
         "the default role is the weaker one"
     );
-    assert!(!format!("{config:?}").contains("from-env"));
+    assert!(!format!("{config:?}").contains("from-env-secret-value"));
     let err = refused(text, &[("GW_TOKEN", "")]);
     check(
         &err,
@@ -446,7 +449,10 @@ fn breakerbox_variables_override_the_file() {
         ("BREAKERBOX_STORE_URL", "postgres://gw:pw@127.0.0.1/gw"),
         ("BREAKERBOX_CHAOS_ENABLED", "true"),
         ("BREAKERBOX_HEALTH_CHECK_INTERVAL", "250ms"),
-        ("BREAKERBOX_ADMIN_TOKENS_OPS_TOKEN", "env-secret"),
+        (
+            "BREAKERBOX_ADMIN_TOKENS_OPS_TOKEN",
+            "env-secret-token-value",
+        ),
         ("BREAKERBOX_CONFIG", "/etc/breakerbox.toml"),
         ("BREAKERBOX_LOG", "debug"),
     ];
@@ -469,14 +475,27 @@ fn breakerbox_variables_override_the_file() {
     assert_eq!(config.store.url.kind(), StoreKind::Postgres);
     assert!(config.chaos.enabled);
     assert_eq!(config.health.check_interval, Duration::from_millis(250));
-    assert_eq!(config.admin.tokens[0].secret.expose(), "env-secret");
+    assert_eq!(
+        config.admin.tokens[0].secret.expose(),
+        "env-secret-token-value"
+    );
 }
 
 #[test]
 fn an_override_of_the_secret_replaces_the_files_token_env() {
     let text = "[[admin.tokens]]\nname = \"ci-bot\"\ntoken_env = \"UNSET_VAR\"\n";
-    let config = load(text, &[("BREAKERBOX_ADMIN_TOKENS_CI_BOT_TOKEN", "t0k")]).expect("valid");
-    assert_eq!(config.admin.tokens[0].secret.expose(), "t0k");
+    let config = load(
+        text,
+        &[(
+            "BREAKERBOX_ADMIN_TOKENS_CI_BOT_TOKEN",
+            "t0k-long-enough-token",
+        )],
+    )
+    .expect("valid");
+    assert_eq!(
+        config.admin.tokens[0].secret.expose(),
+        "t0k-long-enough-token"
+    );
     assert_eq!(config.admin.tokens[0].source, SecretSource::Inline);
 }
 
@@ -661,15 +680,28 @@ fn the_effective_configuration_round_trips() {
          cache_ttl = \"90s\"\nhealth_path = \"/configuration\"\nfailure_statuses = []\n\
          [upstreams.qbittorrent]\nurl = \"http://127.0.0.1:8081\"\nfallback = \"queue\"\n"
     );
-    let env = [("GW_TOKEN", "env-secret")];
+    let env = [("GW_TOKEN", "env-secret-token-value")];
     let config = load(&text, &env).expect("valid");
     let rendered = config.to_toml();
-    assert!(!rendered.contains("inline-secret") && !rendered.contains("env-secret"));
+    assert!(
+        !rendered.contains("inline-secret-token") && !rendered.contains("env-secret-token-value")
+    );
     assert!(rendered.contains("token = \"<redacted>\""), "{rendered}");
     assert!(rendered.contains("token_env = \"GW_TOKEN\""), "{rendered}");
-    let again = load(&rendered, &env).expect("the rendering loads");
-    assert_eq!(again.admin.tokens[0].secret.expose(), "env-secret");
-    assert_eq!(again.admin.tokens[1].secret.expose(), REDACTED);
+    // The placeholder is no secret: it is refused as a token, so the rendering loads back once
+    // the file's own secret is put back.
+    let err = refused(&rendered, &env);
+    assert!(err.reason().contains("at least 16 characters"), "{err}");
+    let restored = rendered.replace(
+        &format!("token = \"{REDACTED}\""),
+        "token = \"inline-secret-token\"",
+    );
+    let again = load(&restored, &env).expect("the rendering loads");
+    assert_eq!(
+        again.admin.tokens[0].secret.expose(),
+        "env-secret-token-value"
+    );
+    assert_eq!(again.admin.tokens[1].secret.expose(), "inline-secret-token");
     assert_eq!(without_secrets(again), without_secrets(config));
 }
 

@@ -48,6 +48,16 @@ pub struct ServerConfig {
     /// passed on (`trusted_proxies`, CIDRs, default none): everyone else's are replaced by the
     /// gateway's own.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Longest a client may take to send a request head, from its connection's start or the
+    /// head's first byte (`header_read_timeout`, default 10 s); the connection closes beyond.
+    pub header_read_timeout: Duration,
+    /// Longest a keep-alive connection may wait for its next request (`idle_timeout`, default
+    /// 60 s); it closes beyond, at the next check (every quarter of it, at most every second).
+    pub idle_timeout: Duration,
+    /// Most client connections open at once (`max_connections`, default 10,000, and never more
+    /// than three quarters of the descriptor limit): at the bound the oldest connection with no
+    /// request in flight is closed for a new one, or the new one is closed if none is idle.
+    pub max_connections: usize,
 }
 
 impl ServerConfig {
@@ -57,6 +67,12 @@ impl ServerConfig {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
     /// Default `max_header_bytes`: 16 KiB.
     pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+    /// Default `header_read_timeout`: 10 s.
+    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default `idle_timeout`: 60 s.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Default `max_connections`: 10,000.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 }
 
 /// `[store]`: the database, itself behind the breaker named [`DATABASE_BREAKER`].

@@ -101,6 +101,13 @@ impl FramingTracker {
         self.heads
     }
 
+    /// The position of the request head the connection owes: the first until it is complete, or
+    /// a later one once its first bytes arrived. `None` between requests, in a body, or stopped.
+    pub fn head_in_progress(&self) -> Option<u64> {
+        (self.phase == Phase::Head && (self.heads == 0 || !self.partial.is_empty()))
+            .then_some(self.heads + 1)
+    }
+
     /// The refusal found, if any.
     pub fn refusal(&self) -> Option<Refusal> {
         self.refusal

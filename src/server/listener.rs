@@ -1,45 +1,24 @@
-//! The gateway's listener: every accepted connection is read through a [`FramingTracker`], and
-//! what it finds is shared with the request side through [`ConnectionFraming`].
+//! The gateway's connections as streams: every accepted connection is read through a
+//! [`FramingTracker`], and what it finds is shared with the request side through
+//! [`ConnectionFraming`]; a request head that does not arrive within `header_read_timeout`
+//! (counted from the connection's start, or from the head's first byte) ends the connection.
 
+use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use super::framing::{FramingTracker, Refusal, RefusalReason};
-
-/// A TCP listener whose connections are [`TrackedStream`]s.
-#[derive(Debug)]
-pub(super) struct FramingListener {
-    inner: TcpListener,
-}
-
-impl FramingListener {
-    /// Wraps a bound listener.
-    pub(super) fn new(inner: TcpListener) -> Self {
-        Self { inner }
-    }
-}
-
-impl axum::serve::Listener for FramingListener {
-    type Io = TrackedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (TrackedStream, SocketAddr) {
-        // axum's own accept loop: it logs and backs off on errors such as too many open files.
-        let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        (TrackedStream::new(stream), addr)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-}
+use super::limits::Liveness;
+use super::rewrite::{Replacement, find_hyper_error};
+use crate::telemetry::ConnectionLimit;
 
 /// What the reading side of one connection learnt, for the request side: which request (by
 /// position) is the first to refuse, and how many requests were handed on so far.
@@ -58,6 +37,12 @@ impl ConnectionFraming {
         };
         self.verdict
             .store(refusal.ordinal << 1 | reason, Ordering::Release);
+    }
+
+    /// Whether a request head of the connection could not be followed: hyper refuses it too,
+    /// with an answer of its own.
+    pub(super) fn found_unparseable(&self) -> bool {
+        self.verdict.load(Ordering::Acquire) & 1 == 1
     }
 
     /// Counts the next request of the connection (hyper hands them on one at a time, in the
@@ -82,14 +67,31 @@ pub(super) struct TrackedStream {
     inner: TcpStream,
     tracker: FramingTracker,
     framing: Arc<ConnectionFraming>,
+    liveness: Arc<Liveness>,
+    head_timer: HeadTimer,
+    /// hyper's own error answer, being replaced by the contract's JSON.
+    replacement: Option<Replacement>,
 }
 
 impl TrackedStream {
-    fn new(inner: TcpStream) -> Self {
+    /// `header_read_timeout` bounds each request head; `liveness` says whether a request is in
+    /// flight (then no head is owed: a pipelined one waits its turn).
+    pub(super) fn new(
+        inner: TcpStream,
+        liveness: Arc<Liveness>,
+        header_read_timeout: Duration,
+    ) -> Self {
         Self {
             inner,
             tracker: FramingTracker::new(),
             framing: Arc::default(),
+            liveness,
+            head_timer: HeadTimer {
+                limit: header_read_timeout,
+                armed_for: None,
+                sleep: None,
+            },
+            replacement: None,
         }
     }
 
@@ -116,7 +118,47 @@ impl AsyncRead for TrackedStream {
         {
             this.framing.record(refusal);
         }
+        // Only a read that waits can be late; one that returned bytes costs nothing more here.
+        if polled.is_pending()
+            && let Some(head) = this.tracker.head_in_progress()
+            && this.liveness.is_idle()
+            && this.head_timer.expired(head, cx)
+        {
+            this.liveness.close_by(ConnectionLimit::HeaderTimeout);
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no whole request head within header_read_timeout",
+            )));
+        }
         polled
+    }
+}
+
+/// The deadline of the request head a connection owes.
+#[derive(Debug)]
+struct HeadTimer {
+    limit: Duration,
+    /// The head the deadline is for.
+    armed_for: Option<u64>,
+    /// Boxed once per connection, when it first waits for a head; reset for later heads.
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl HeadTimer {
+    /// Whether head number `head` is overdue; the first call for a head starts its clock, and
+    /// a pending answer registers `cx` to be woken at the deadline.
+    fn expired(&mut self, head: u64, cx: &mut Context<'_>) -> bool {
+        if self.armed_for != Some(head) {
+            let deadline = Instant::now() + self.limit;
+            match &mut self.sleep {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.armed_for = Some(head);
+        }
+        self.sleep
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
     }
 }
 
@@ -126,7 +168,26 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        if let Some(replacement) = &mut this.replacement {
+            let consumed = ready!(replacement.poll_drain(&mut this.inner, cx));
+            this.replacement = None;
+            return Poll::Ready(consumed);
+        }
+        // Only a connection with an unparseable head can be sent hyper's own error answer.
+        if this.framing.found_unparseable()
+            && let Some((start, len, json)) = find_hyper_error(buf)
+        {
+            if start > 0 {
+                // The answers before it go out as they are; hyper comes back with the rest.
+                return Pin::new(&mut this.inner).poll_write(cx, &buf[..start]);
+            }
+            let replacement = this.replacement.insert(Replacement::new(json, len));
+            let consumed = ready!(replacement.poll_drain(&mut this.inner, cx));
+            this.replacement = None;
+            return Poll::Ready(consumed);
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -134,6 +195,14 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.framing.found_unparseable() || self.replacement.is_some() {
+            // One slice at a time, so that hyper's error head is seen whole by `poll_write`.
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &**b);
+            return self.poll_write(cx, first);
+        }
         Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
     }
 

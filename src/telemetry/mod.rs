@@ -26,6 +26,40 @@ pub use tracing_setup::{
     DEFAULT_SERVICE_NAME, export_requested, flush_traces, init, shutdown_traces, tracing_enabled,
 };
 
+/// Counts a client connection opening (`opened`) or closing, for `breakerbox_connections_open`.
+pub fn connection_open(opened: bool) {
+    recorder::connection_open(opened);
+}
+
+/// Why the gateway closed a client connection itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionLimit {
+    /// No whole request head within `header_read_timeout`.
+    HeaderTimeout,
+    /// Idle between requests past `idle_timeout`.
+    IdleTimeout,
+    /// Closed (the oldest idle one) or refused at `max_connections`.
+    MaxConnections,
+}
+
+impl ConnectionLimit {
+    /// The `reason` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HeaderTimeout => names::CLOSED_HEADER_TIMEOUT,
+            Self::IdleTimeout => names::CLOSED_IDLE_TIMEOUT,
+            Self::MaxConnections => names::CLOSED_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Counts a client connection the gateway closed because of `limit`, and logs it at DEBUG (an
+/// attacker's flood must not flood the log too).
+pub fn connection_closed(limit: ConnectionLimit, peer: std::net::SocketAddr) {
+    tracing::debug!(client = %peer, reason = limit.as_str(), "connection closed by a limit");
+    recorder::connection_closed(limit.as_str());
+}
+
 /// Turns breaker transitions into logs, metrics and spans, and call outcomes into metrics.
 /// In-process consumers of transitions (the admin event stream, the deadline timer, queue
 /// replay) get them from the gateway's transition bus, not from here.

@@ -37,6 +37,25 @@ pub const QUEUE_REFUSED: &str = "breakerbox_queue_refused_total";
 /// `breakerbox_store_size_bytes`: the database's size.
 pub const STORE_SIZE: &str = "breakerbox_store_size_bytes";
 
+/// `breakerbox_connections_open`: client connections open now.
+pub const CONNECTIONS_OPEN: &str = "breakerbox_connections_open";
+/// `breakerbox_connections_closed_total{reason}`: client connections closed by a limit.
+pub const CONNECTIONS_CLOSED: &str = "breakerbox_connections_closed_total";
+
+/// `reason` on `breakerbox_connections_closed_total`: no whole request head within
+/// `header_read_timeout`.
+pub const CLOSED_HEADER_TIMEOUT: &str = "header_timeout";
+/// `reason` on `breakerbox_connections_closed_total`: idle between requests past `idle_timeout`.
+pub const CLOSED_IDLE_TIMEOUT: &str = "idle_timeout";
+/// `reason` on `breakerbox_connections_closed_total`: closed or refused at `max_connections`.
+pub const CLOSED_MAX_CONNECTIONS: &str = "max_connections";
+/// Values of `reason` on `breakerbox_connections_closed_total`.
+pub const CLOSED_REASONS: [&str; 3] = [
+    CLOSED_HEADER_TIMEOUT,
+    CLOSED_IDLE_TIMEOUT,
+    CLOSED_MAX_CONNECTIONS,
+];
+
 /// `result` on `breakerbox_retries_total`: retries made.
 pub const RETRY_ATTEMPTED: &str = "attempted";
 /// `result` on `breakerbox_retries_total`: a retry the budget refused.
@@ -57,7 +76,7 @@ pub const DURATION_BUCKETS: [f64; 15] = [
 ];
 
 /// Every metric with its type and `# HELP` text (`promtool check metrics` wants one).
-pub(super) const DESCRIPTIONS: [(&str, MetricType, &str); 15] = [
+pub(super) const DESCRIPTIONS: [(&str, MetricType, &str); 17] = [
     (
         BREAKER_STATE,
         MetricType::Gauge,
@@ -113,6 +132,16 @@ pub(super) const DESCRIPTIONS: [(&str, MetricType, &str); 15] = [
         CONFIG_RELOADS,
         MetricType::Counter,
         "Configuration reloads by result",
+    ),
+    (
+        CONNECTIONS_OPEN,
+        MetricType::Gauge,
+        "Client connections open now",
+    ),
+    (
+        CONNECTIONS_CLOSED,
+        MetricType::Counter,
+        "Client connections closed by a limit: header_timeout, idle_timeout, max_connections",
     ),
     (
         BUILD_INFO,

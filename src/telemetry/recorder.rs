@@ -7,8 +7,9 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::names::{
-    BUILD_INFO, CALL_DURATION, CONFIG_RELOADS, DESCRIPTIONS, DURATION_BUCKETS, MetricType,
-    RELOAD_FAILURE, RELOAD_RESULTS, RELOAD_SUCCESS, STORE_DEGRADED, STORE_SIZE,
+    BUILD_INFO, CALL_DURATION, CLOSED_REASONS, CONFIG_RELOADS, CONNECTIONS_CLOSED,
+    CONNECTIONS_OPEN, DESCRIPTIONS, DURATION_BUCKETS, MetricType, RELOAD_FAILURE, RELOAD_RESULTS,
+    RELOAD_SUCCESS, STORE_DEGRADED, STORE_SIZE,
 };
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -27,6 +28,10 @@ fn install() -> Option<PrometheusHandle> {
             metrics::gauge!(STORE_DEGRADED).set(0.0);
             for result in RELOAD_RESULTS {
                 metrics::counter!(CONFIG_RELOADS, "result" => result).increment(0);
+            }
+            metrics::gauge!(CONNECTIONS_OPEN).set(0.0);
+            for reason in CLOSED_REASONS {
+                metrics::counter!(CONNECTIONS_CLOSED, "reason" => reason).increment(0);
             }
             Some(handle)
         }
@@ -71,4 +76,19 @@ pub(super) fn store_size(bytes: u64) {
 /// Whether the store has fallen back to memory.
 pub(super) fn store_degraded(degraded: bool) {
     metrics::gauge!(STORE_DEGRADED).set(if degraded { 1.0 } else { 0.0 });
+}
+
+/// One more client connection open (`opened`) or one fewer.
+pub(super) fn connection_open(opened: bool) {
+    let gauge = metrics::gauge!(CONNECTIONS_OPEN);
+    if opened {
+        gauge.increment(1.0);
+    } else {
+        gauge.decrement(1.0);
+    }
+}
+
+/// Counts a client connection closed by a limit (`reason`: one of [`CLOSED_REASONS`]).
+pub(super) fn connection_closed(reason: &'static str) {
+    metrics::counter!(CONNECTIONS_CLOSED, "reason" => reason).increment(1);
 }
