@@ -1783,3 +1783,71 @@ fn a_break_duration_function_decides_each_open_duration() {
     fail_probe(&breaker, &clock);
     assert_eq!(until_half_open(&breaker), secs(14));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Manual states with an end, and a manual move to half-open
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn force_open_for_rejects_until_its_end_then_probes() {
+    let clock = ManualClock::new();
+    let (breaker, recorder) = build(quiet().build().expect("valid"), &clock);
+    let forced = breaker.force_open_for(secs(90)).expect("transition");
+    assert_eq!(
+        (forced.to, forced.reason),
+        (State::ForcedOpen, TransitionReason::ForcedOpen)
+    );
+    assert_eq!(rejected(&breaker).retry_after(), Some(secs(90)));
+    assert_eq!(
+        breaker.next_deadline(),
+        Some(Nanos(secs(90).as_nanos() as u64)),
+        "a runtime can wake for its end"
+    );
+    clock.advance(secs(89));
+    assert_eq!(rejected(&breaker).retry_after(), Some(secs(1)));
+    clock.advance(secs(1));
+    assert_eq!(
+        breaker.state(),
+        State::HalfOpen,
+        "its end hands over to the probes"
+    );
+    assert_eq!(
+        recorder.moves().last().map(|m| m.2),
+        Some(TransitionReason::ForcedOpenElapsed)
+    );
+    breaker.try_acquire().expect("probe").success();
+    assert_eq!(breaker.state(), State::Closed);
+}
+
+#[test]
+fn force_open_until_an_instant_and_untimed_force_open_never_ends_alone() {
+    let clock = ManualClock::new();
+    let (breaker, _) = build(quiet().build().expect("valid"), &clock);
+    breaker
+        .force_open_until(Nanos(secs(10).as_nanos() as u64))
+        .expect("transition");
+    clock.advance(secs(10));
+    assert!(breaker.tick());
+    assert_eq!(breaker.state(), State::HalfOpen);
+
+    breaker.force_open().expect("transition");
+    assert_eq!(breaker.next_deadline(), None);
+    assert_eq!(rejected(&breaker).retry_after(), None);
+    clock.advance(secs(3600));
+    assert!(!breaker.tick());
+    assert_eq!(breaker.state(), State::ForcedOpen);
+}
+
+#[test]
+fn half_open_moves_any_breaker_to_probing_now() {
+    let clock = ManualClock::new();
+    let config = quiet().failure_threshold(1).build().expect("valid");
+    let (breaker, _) = build(config, &clock);
+    record(&breaker, Outcome::Failure);
+    assert_eq!(breaker.state(), State::Open);
+    let moved = breaker.half_open().expect("transition");
+    assert_eq!((moved.from, moved.to), (State::Open, State::HalfOpen));
+    assert_eq!(moved.reason, TransitionReason::ManualHalfOpen);
+    breaker.try_acquire().expect("probe").success();
+    assert_eq!(breaker.state(), State::Closed);
+}

@@ -256,6 +256,7 @@ impl Breaker {
             State::HalfOpen if self.config.half_open_max_wait().is_some() => {
                 Some(Nanos(self.open_until.load(Acquire)))
             }
+            State::ForcedOpen => self.forced_until(),
             _ => None,
         }
     }
@@ -270,8 +271,12 @@ impl Breaker {
 
     /// [`until_half_open`](Self::until_half_open) for a breaker read as `state` at `now`.
     fn until_half_open_at(&self, state: State, now: Nanos) -> Option<Duration> {
-        (state == State::Open)
-            .then(|| Nanos(self.open_until.load(Acquire)).saturating_duration_since(now))
+        let until = match state {
+            State::Open => Nanos(self.open_until.load(Acquire)),
+            State::ForcedOpen => self.forced_until()?,
+            _ => return None,
+        };
+        Some(until.saturating_duration_since(now))
     }
 
     /// Applies the transition that is due by now, if any; returns whether one happened.
@@ -293,8 +298,17 @@ impl Breaker {
             State::HalfOpen if self.config.half_open_max_wait().is_some() => {
                 Some((State::Open, TransitionReason::HalfOpenMaxWait))
             }
+            State::ForcedOpen if self.forced_until().is_some() => {
+                Some((State::HalfOpen, TransitionReason::ForcedOpenElapsed))
+            }
             _ => None,
         }
+    }
+
+    /// The end of a forced-open state, if it has one (read only while forced open).
+    fn forced_until(&self) -> Option<Nanos> {
+        let until = self.open_until.load(Acquire);
+        (until != u64::MAX).then_some(Nanos(until))
     }
 
     fn admit(&self) -> Result<Ticket, Rejected> {
@@ -340,7 +354,15 @@ impl Breaker {
                         return Ok(self.ticket(generation, true));
                     }
                 }
-                State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
+                State::ForcedOpen => {
+                    let now = self.now();
+                    match self.until_half_open_at(State::ForcedOpen, now) {
+                        Some(left) if left.is_zero() => {
+                            self.tick();
+                        }
+                        left => return Err(self.reject(State::ForcedOpen, left)),
+                    }
+                }
             }
         }
     }
@@ -572,7 +594,7 @@ impl Breaker {
             if self.word.load(Acquire) != expected {
                 return false;
             }
-            self.enter(&mut cold, expected, to, reason, now)
+            self.enter(&mut cold, expected, to, reason, now, None)
         };
         self.listeners.notify(&event);
         true
@@ -585,7 +607,15 @@ impl Breaker {
     /// A reset, force-open or disable starts a new generation even when the state stays as it
     /// was, so outcomes of calls admitted before it are dropped (gobreaker's rule): a reset breaker
     /// starts clean, whatever its state was.
-    fn transition_from_any(&self, to: State, reason: TransitionReason) -> Option<Transition> {
+    ///
+    /// `until` ends a forced-open state by itself (it then turns half-open); `None`: only an
+    /// operator ends it.
+    fn transition_from_any(
+        &self,
+        to: State,
+        reason: TransitionReason,
+        until: Option<Nanos>,
+    ) -> Option<Transition> {
         let now = self.now();
         let event = {
             let mut cold = self.lock();
@@ -599,10 +629,14 @@ impl Breaker {
                 return None;
             }
             if from == to {
+                if to == State::ForcedOpen {
+                    self.open_until
+                        .store(until.map_or(u64::MAX, |at| at.0), Release);
+                }
                 self.renew_generation(from, generation);
                 return None;
             }
-            self.enter(&mut cold, word, to, reason, now)
+            self.enter(&mut cold, word, to, reason, now, until)
         };
         self.listeners.notify(&event);
         Some(event)
@@ -617,7 +651,8 @@ impl Breaker {
         self.word.store(pack(state, generation), Release);
     }
 
-    /// Sets up `to` and publishes it. Runs under the transition lock.
+    /// Sets up `to` and publishes it. Runs under the transition lock. `until` is the end of a
+    /// forced-open state, if it has one.
     fn enter(
         &self,
         cold: &mut Cold,
@@ -625,6 +660,7 @@ impl Breaker {
         to: State,
         reason: TransitionReason,
         now: Nanos,
+        until: Option<Nanos>,
     ) -> Transition {
         let (from, generation) = unpack(from_word);
         let generation = generation + 1;
@@ -651,7 +687,12 @@ impl Breaker {
                     self.open_until.store(now.saturating_add(wait).0, Release);
                 }
             }
-            State::ForcedOpen | State::Disabled => {}
+            State::ForcedOpen => {
+                // No end: the deadline no clock reaches.
+                self.open_until
+                    .store(until.map_or(u64::MAX, |at| at.0), Release);
+            }
+            State::Disabled => {}
         }
         cold.state_changed_at = now;
         self.word.store(pack(to, generation), Release);
@@ -716,23 +757,45 @@ impl Breaker {
 
     /// Back to closed with every counter cleared; ends forced-open and disabled.
     pub fn reset(&self) -> Option<Transition> {
-        self.transition_from_any(State::Closed, TransitionReason::Reset)
+        self.transition_from_any(State::Closed, TransitionReason::Reset, None)
     }
 
     /// Trips the breaker now, as if its dependency had failed (the open duration applies).
     /// Does nothing while forced open or disabled: those end only with [`reset`](Self::reset).
     pub fn trip(&self) -> Option<Transition> {
-        self.transition_from_any(State::Open, TransitionReason::ManualTrip)
+        self.transition_from_any(State::Open, TransitionReason::ManualTrip, None)
     }
 
     /// Rejects every call until [`reset`](Self::reset).
     pub fn force_open(&self) -> Option<Transition> {
-        self.transition_from_any(State::ForcedOpen, TransitionReason::ForcedOpen)
+        self.transition_from_any(State::ForcedOpen, TransitionReason::ForcedOpen, None)
+    }
+
+    /// Rejects every call for `duration` (a maintenance window), then turns half-open so probes
+    /// decide; [`reset`](Self::reset) ends it sooner. Forced open already, the new end replaces
+    /// the old one.
+    pub fn force_open_for(&self, duration: Duration) -> Option<Transition> {
+        self.force_open_until(self.now().saturating_add(duration))
+    }
+
+    /// [`force_open_for`](Self::force_open_for) until the breaker's clock reads `instant`.
+    pub fn force_open_until(&self, instant: Nanos) -> Option<Transition> {
+        self.transition_from_any(
+            State::ForcedOpen,
+            TransitionReason::ForcedOpen,
+            Some(instant),
+        )
+    }
+
+    /// Turns the breaker half-open now, whatever its state: the next calls are probes that
+    /// close or re-open it (an operator's "try it now").
+    pub fn half_open(&self) -> Option<Transition> {
+        self.transition_from_any(State::HalfOpen, TransitionReason::ManualHalfOpen, None)
     }
 
     /// Lets every call pass, still counting outcomes, until [`reset`](Self::reset).
     pub fn disable(&self) -> Option<Transition> {
-        self.transition_from_any(State::Disabled, TransitionReason::Disabled)
+        self.transition_from_any(State::Disabled, TransitionReason::Disabled, None)
     }
 
     /// Every figure of the breaker at this moment.
@@ -751,7 +814,11 @@ impl Breaker {
         let lifetime = self.window.lifetime();
         let rejected = self.window.rejected();
         let window = self.window.counts(now);
-        let open_until = (state == State::Open).then(|| Nanos(self.open_until.load(Acquire)));
+        let open_until = match state {
+            State::Open => Some(Nanos(self.open_until.load(Acquire))),
+            State::ForcedOpen => self.forced_until(),
+            _ => None,
+        };
         let probes = self.probes.load(Acquire);
         Snapshot {
             name: Arc::clone(&self.name),

@@ -102,6 +102,10 @@ pub enum TransitionReason {
     ProbeFailed,
     /// No probe decided within `half_open_max_wait`.
     HalfOpenMaxWait,
+    /// A forced-open state with an end reached it.
+    ForcedOpenElapsed,
+    /// An operator or program moved the breaker to half-open.
+    ManualHalfOpen,
     /// An operator or program tripped the breaker on purpose.
     ManualTrip,
     /// An operator or program reset the breaker.
@@ -124,6 +128,8 @@ impl TransitionReason {
             TransitionReason::ProbesSucceeded => "probes_succeeded",
             TransitionReason::ProbeFailed => "probe_failed",
             TransitionReason::HalfOpenMaxWait => "half_open_max_wait",
+            TransitionReason::ForcedOpenElapsed => "forced_open_elapsed",
+            TransitionReason::ManualHalfOpen => "manual_half_open",
             TransitionReason::ManualTrip => "manual_trip",
             TransitionReason::Reset => "reset",
             TransitionReason::ForcedOpen => "forced_open",
