@@ -5,12 +5,12 @@ use axum::http::header::{CONTENT_TYPE, HeaderValue};
 use axum::http::{Response, StatusCode};
 
 /// The header naming the fallback that answered.
-pub const FALLBACK_HEADER: &str = "x-breakerbox-fallback";
+pub(crate) const FALLBACK_HEADER: &str = "x-breakerbox-fallback";
 
 /// The configured answer with `X-Breakerbox-Fallback: degraded`. A status or content type the
 /// configuration let through but HTTP cannot carry falls back to 200 and
 /// `application/octet-stream` rather than failing the request.
-pub fn degraded_response(status: u16, body: &str, content_type: &str) -> Response<Body> {
+pub(crate) fn degraded_response(status: u16, body: &str, content_type: &str) -> Response<Body> {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     let content_type = HeaderValue::from_str(content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));

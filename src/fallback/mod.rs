@@ -13,11 +13,11 @@ use uuid::Uuid;
 
 pub mod cache;
 pub mod cache_key;
-pub mod degraded;
+pub(crate) mod degraded;
 mod deliver;
 pub mod queue;
-pub mod records;
-pub mod replay;
+pub(crate) mod records;
+pub(crate) mod replay;
 
 pub use crate::outcome::Delivery;
 pub use records::{CachedResponse, QueueStatus, QueuedRequest};

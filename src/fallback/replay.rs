@@ -17,7 +17,7 @@ use crate::breaker::{State, Transition};
 
 /// The running replayers, by upstream name.
 #[derive(Debug)]
-pub struct Replayers {
+pub(crate) struct Replayers {
     queue: Arc<RequestQueue>,
     deliver: Arc<dyn Deliver>,
     shutdown: watch::Receiver<bool>,
@@ -27,7 +27,7 @@ pub struct Replayers {
 impl Replayers {
     /// Replayers of `queue` delivering through `deliver`, each ending once `shutdown` holds
     /// `true`. None runs until [`start`](Self::start).
-    pub fn new(
+    pub(crate) fn new(
         queue: Arc<RequestQueue>,
         deliver: Arc<dyn Deliver>,
         shutdown: watch::Receiver<bool>,
@@ -42,7 +42,7 @@ impl Replayers {
 
     /// Starts a replayer for each of `upstreams` that has none yet. One that is no longer
     /// named keeps running: requests may still wait for that name.
-    pub fn start(&self, upstreams: impl IntoIterator<Item = String>) {
+    pub(crate) fn start(&self, upstreams: impl IntoIterator<Item = String>) {
         let mut running = self.running();
         for name in upstreams {
             if let Entry::Vacant(slot) = running.entry(name) {
@@ -58,7 +58,7 @@ impl Replayers {
     }
 
     /// Replays an upstream's queue now if `transition` closed its breaker.
-    pub fn on_transition(&self, transition: &Transition) {
+    pub(crate) fn on_transition(&self, transition: &Transition) {
         if transition.to == State::Closed
             && let Some(replayer) = self.running().get(transition.breaker.as_ref())
         {
@@ -67,7 +67,7 @@ impl Replayers {
     }
 
     /// Waits for every replayer to end, after the shutdown signal; replays under way finish.
-    pub async fn join(&self) {
+    pub(crate) async fn join(&self) {
         let replayers = std::mem::take(&mut *self.running());
         for replayer in replayers.into_values() {
             replayer.join().await;

@@ -4,7 +4,7 @@
 //! [`Telemetry::record_proxy`], and the request, decision and attempt spans come from the helpers
 //! re-exported here. [`init`] installs the subscriber (logs, and OTLP export when `OTEL_*` ask).
 
-pub mod names;
+pub(crate) mod names;
 mod recorder;
 mod refresh;
 mod series;

@@ -6,72 +6,70 @@
 //! [`FallbackKind`]: crate::outcome::FallbackKind
 
 /// `breakerbox_breaker_state{breaker,state}`: 1 for the current state, 0 for every other.
-pub const BREAKER_STATE: &str = "breakerbox_breaker_state";
+pub(crate) const BREAKER_STATE: &str = "breakerbox_breaker_state";
 /// `breakerbox_breaker_state_since_timestamp_seconds{breaker}`: when the current state began.
-pub const STATE_SINCE: &str = "breakerbox_breaker_state_since_timestamp_seconds";
+pub(crate) const STATE_SINCE: &str = "breakerbox_breaker_state_since_timestamp_seconds";
 /// `breakerbox_breaker_transitions_total{breaker,from,to}`.
-pub const TRANSITIONS: &str = "breakerbox_breaker_transitions_total";
+pub(crate) const TRANSITIONS: &str = "breakerbox_breaker_transitions_total";
 /// `breakerbox_calls_total{breaker,outcome}`.
-pub const CALLS: &str = "breakerbox_calls_total";
+pub(crate) const CALLS: &str = "breakerbox_calls_total";
 /// `breakerbox_call_duration_seconds{breaker,outcome}`: latency of permitted calls.
-pub const CALL_DURATION: &str = "breakerbox_call_duration_seconds";
+pub(crate) const CALL_DURATION: &str = "breakerbox_call_duration_seconds";
 /// `breakerbox_breaker_failure_ratio{breaker}`: 0–1, or -1 until the window holds
 /// `minimum_calls`.
-pub const FAILURE_RATIO: &str = "breakerbox_breaker_failure_ratio";
+pub(crate) const FAILURE_RATIO: &str = "breakerbox_breaker_failure_ratio";
 /// `breakerbox_fallbacks_total{breaker,kind}`.
-pub const FALLBACKS: &str = "breakerbox_fallbacks_total";
+pub(crate) const FALLBACKS: &str = "breakerbox_fallbacks_total";
 /// `breakerbox_queue_depth{breaker}`.
-pub const QUEUE_DEPTH: &str = "breakerbox_queue_depth";
+pub(crate) const QUEUE_DEPTH: &str = "breakerbox_queue_depth";
 /// `breakerbox_slow_calls_total{breaker}`.
-pub const SLOW_CALLS: &str = "breakerbox_slow_calls_total";
+pub(crate) const SLOW_CALLS: &str = "breakerbox_slow_calls_total";
 /// `breakerbox_retries_total{breaker,result}`.
-pub const RETRIES: &str = "breakerbox_retries_total";
+pub(crate) const RETRIES: &str = "breakerbox_retries_total";
 /// `breakerbox_store_degraded`.
-pub const STORE_DEGRADED: &str = "breakerbox_store_degraded";
+pub(crate) const STORE_DEGRADED: &str = "breakerbox_store_degraded";
 /// `breakerbox_config_reloads_total{result}`.
-pub const CONFIG_RELOADS: &str = "breakerbox_config_reloads_total";
+pub(crate) const CONFIG_RELOADS: &str = "breakerbox_config_reloads_total";
 /// `breakerbox_build_info{version}`: always 1.
-pub const BUILD_INFO: &str = "breakerbox_build_info";
+pub(crate) const BUILD_INFO: &str = "breakerbox_build_info";
 /// `breakerbox_queue_refused_total{breaker}`: requests the queue refused (503 `queue_full`).
-pub const QUEUE_REFUSED: &str = "breakerbox_queue_refused_total";
+pub(crate) const QUEUE_REFUSED: &str = "breakerbox_queue_refused_total";
 /// `breakerbox_store_size_bytes`: the database's size.
-pub const STORE_SIZE: &str = "breakerbox_store_size_bytes";
+pub(crate) const STORE_SIZE: &str = "breakerbox_store_size_bytes";
 
 /// `breakerbox_connections_open`: client connections open now.
-pub const CONNECTIONS_OPEN: &str = "breakerbox_connections_open";
+pub(crate) const CONNECTIONS_OPEN: &str = "breakerbox_connections_open";
 /// `breakerbox_connections_closed_total{reason}`: client connections closed by a limit.
-pub const CONNECTIONS_CLOSED: &str = "breakerbox_connections_closed_total";
+pub(crate) const CONNECTIONS_CLOSED: &str = "breakerbox_connections_closed_total";
 
 /// `reason` on `breakerbox_connections_closed_total`: no whole request head within
 /// `header_read_timeout`.
-pub const CLOSED_HEADER_TIMEOUT: &str = "header_timeout";
+pub(crate) const CLOSED_HEADER_TIMEOUT: &str = "header_timeout";
 /// `reason` on `breakerbox_connections_closed_total`: idle between requests past `idle_timeout`.
-pub const CLOSED_IDLE_TIMEOUT: &str = "idle_timeout";
+pub(crate) const CLOSED_IDLE_TIMEOUT: &str = "idle_timeout";
 /// `reason` on `breakerbox_connections_closed_total`: closed or refused at `max_connections`.
-pub const CLOSED_MAX_CONNECTIONS: &str = "max_connections";
+pub(crate) const CLOSED_MAX_CONNECTIONS: &str = "max_connections";
 /// Values of `reason` on `breakerbox_connections_closed_total`.
-pub const CLOSED_REASONS: [&str; 3] = [
+pub(crate) const CLOSED_REASONS: [&str; 3] = [
     CLOSED_HEADER_TIMEOUT,
     CLOSED_IDLE_TIMEOUT,
     CLOSED_MAX_CONNECTIONS,
 ];
 
 /// `result` on `breakerbox_retries_total`: retries made.
-pub const RETRY_ATTEMPTED: &str = "attempted";
+pub(crate) const RETRY_ATTEMPTED: &str = "attempted";
 /// `result` on `breakerbox_retries_total`: a retry the budget refused.
-pub const RETRY_BUDGET_EXHAUSTED: &str = "budget_exhausted";
-/// Values of `result` on `breakerbox_retries_total`.
-pub const RETRY_RESULTS: [&str; 2] = [RETRY_ATTEMPTED, RETRY_BUDGET_EXHAUSTED];
+pub(crate) const RETRY_BUDGET_EXHAUSTED: &str = "budget_exhausted";
 /// `result` on `breakerbox_config_reloads_total`: the new configuration is in force.
-pub const RELOAD_SUCCESS: &str = "success";
+pub(crate) const RELOAD_SUCCESS: &str = "success";
 /// `result` on `breakerbox_config_reloads_total`: the old configuration stays.
-pub const RELOAD_FAILURE: &str = "failure";
+pub(crate) const RELOAD_FAILURE: &str = "failure";
 /// Values of `result` on `breakerbox_config_reloads_total`.
-pub const RELOAD_RESULTS: [&str; 2] = [RELOAD_SUCCESS, RELOAD_FAILURE];
+pub(crate) const RELOAD_RESULTS: [&str; 2] = [RELOAD_SUCCESS, RELOAD_FAILURE];
 
 /// Upper bounds of the latency buckets, in seconds: the OpenTelemetry HTTP advisory buckets
 /// (5 ms … 10 s) with 1 ms in front, since a loopback upstream answers well under 5 ms.
-pub const DURATION_BUCKETS: [f64; 15] = [
+pub(crate) const DURATION_BUCKETS: [f64; 15] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
