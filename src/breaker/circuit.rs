@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::clock::{Clock, Nanos, SharedReading, SystemClock, duration_nanos};
 use super::config::{BreakerConfig, ConsecutiveFailuresWindow};
-use super::events::{Listener, Listeners, Transition};
+use super::events::{CallEvent, CallListener, CallListeners, Listener, Listeners, Transition};
 use super::jitter::{Jitter, SplitMix};
 use super::permit::{Outcome, Permit, Rejected, Ticket};
 use super::snapshot::Snapshot;
@@ -44,6 +44,7 @@ pub struct Breaker {
     jitter: Arc<dyn Jitter>,
     break_duration: Option<BreakDuration>,
     listeners: Listeners,
+    call_listeners: CallListeners,
     cold: Mutex<Cold>,
 }
 
@@ -89,9 +90,17 @@ pub struct BreakerBuilder {
     jitter: Arc<dyn Jitter>,
     break_duration: Option<BreakDuration>,
     listeners: Listeners,
+    call_listeners: CallListeners,
 }
 
 impl BreakerBuilder {
+    /// Adds a listener told of every call's end (success, failure, timeout, ignored,
+    /// rejected, and whether it was slow). Without one, calls cost one branch more, no more.
+    pub fn call_listener(mut self, listener: Arc<dyn CallListener>) -> Self {
+        self.call_listeners = self.call_listeners.with(listener);
+        self
+    }
+
     /// Chooses each open duration with `f` instead of the configuration's growth (a trip that
     /// honours `Retry-After` still opens for that long).
     pub fn break_duration(mut self, f: impl Fn(&Trip) -> Duration + Send + Sync + 'static) -> Self {
@@ -142,6 +151,7 @@ impl BreakerBuilder {
             jitter: self.jitter,
             break_duration: self.break_duration,
             listeners: self.listeners,
+            call_listeners: self.call_listeners,
             cold: Mutex::new(Cold {
                 state_changed_at: now,
                 consecutive_trips: 0,
@@ -183,6 +193,7 @@ impl Breaker {
             jitter: Arc::new(SplitMix::default()),
             break_duration: None,
             listeners: Listeners::default(),
+            call_listeners: CallListeners::default(),
         }
     }
 
@@ -383,6 +394,8 @@ impl Breaker {
 
     fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
         self.window.record_rejection();
+        self.call_listeners
+            .notify(&self.name, || CallEvent::Rejected);
         Rejected::new(state, retry_after)
     }
 
@@ -405,6 +418,8 @@ impl Breaker {
 
     pub(crate) fn release(&self, ticket: &Ticket) {
         self.release_probe(ticket);
+        self.call_listeners
+            .notify(&self.name, || CallEvent::Ignored);
     }
 
     #[inline]
@@ -418,18 +433,28 @@ impl Breaker {
             && word == pack(State::Closed, ticket.generation)
         {
             self.count(now, outcome, false);
+            self.call_listeners
+                .notify(&self.name, || CallEvent::Success { slow: false });
             return;
         }
         self.release_probe(ticket);
         if outcome == Outcome::Ignored {
+            self.call_listeners
+                .notify(&self.name, || CallEvent::Ignored);
             return;
         }
+        let slow = self.is_slow(ticket, elapsed, now);
+        // Told even when late: the call happened, though it decides nothing any more.
+        self.call_listeners.notify(&self.name, || match outcome {
+            Outcome::Success => CallEvent::Success { slow },
+            Outcome::Timeout => CallEvent::Timeout { slow },
+            _ => CallEvent::Failure { slow },
+        });
         let (state, generation) = unpack(word);
         if generation != ticket.generation {
             // A late outcome from an earlier cycle decides nothing in this one.
             return;
         }
-        let slow = self.is_slow(ticket, elapsed, now);
         self.count(now, outcome, slow);
         match state {
             State::Closed

@@ -49,6 +49,102 @@ where
     }
 }
 
+/// What became of one call, for [`CallListener`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallEvent {
+    /// The call succeeded (`slow`: it took at least `slow_call_duration`).
+    Success {
+        /// Slower than `slow_call_duration`.
+        slow: bool,
+    },
+    /// The call failed (an error, or a `Retry-After` answer).
+    Failure {
+        /// Slower than `slow_call_duration`.
+        slow: bool,
+    },
+    /// The call ran out of time.
+    Timeout {
+        /// Slower than `slow_call_duration`.
+        slow: bool,
+    },
+    /// Nothing could be concluded (reported as ignored, or the permit dropped unreported).
+    Ignored,
+    /// The breaker turned the call away.
+    Rejected,
+}
+
+impl CallEvent {
+    /// `success`, `failure`, `timeout`, `ignored` or `rejected`.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            CallEvent::Success { .. } => "success",
+            CallEvent::Failure { .. } => "failure",
+            CallEvent::Timeout { .. } => "timeout",
+            CallEvent::Ignored => "ignored",
+            CallEvent::Rejected => "rejected",
+        }
+    }
+
+    /// Whether the call took at least `slow_call_duration`.
+    pub const fn is_slow(&self) -> bool {
+        matches!(
+            self,
+            CallEvent::Success { slow: true }
+                | CallEvent::Failure { slow: true }
+                | CallEvent::Timeout { slow: true }
+        )
+    }
+}
+
+/// Receives every call of the breakers it is attached to (beside the transitions a
+/// [`Listener`] receives). Called on the caller's thread, outside any lock: must be cheap.
+pub trait CallListener: Send + Sync + 'static {
+    /// One call's end: `breaker` is the breaker's name.
+    fn on_call(&self, breaker: &str, event: CallEvent);
+}
+
+impl<F> CallListener for F
+where
+    F: Fn(&str, CallEvent) + Send + Sync + 'static,
+{
+    fn on_call(&self, breaker: &str, event: CallEvent) {
+        self(breaker, event)
+    }
+}
+
+/// The call listeners of a breaker: none unless asked for, so a breaker nobody listens to pays
+/// one branch per call.
+#[derive(Clone, Default)]
+pub(crate) struct CallListeners(Option<Arc<[Arc<dyn CallListener>]>>);
+
+impl CallListeners {
+    pub(crate) fn with(&self, listener: Arc<dyn CallListener>) -> Self {
+        let current = self.0.iter().flat_map(|all| all.iter().cloned());
+        Self(Some(current.chain([listener]).collect()))
+    }
+
+    #[inline]
+    pub(crate) fn notify(&self, breaker: &str, event: impl FnOnce() -> CallEvent) {
+        if let Some(all) = &self.0 {
+            let event = event();
+            for listener in all.iter() {
+                listener.on_call(breaker, event);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for CallListeners {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CallListeners({})",
+            self.0.as_ref().map_or(0, |all| all.len())
+        )
+    }
+}
+
 /// The listeners of a breaker, fixed when it is built.
 #[derive(Clone, Default)]
 pub(crate) struct Listeners(Arc<[Arc<dyn Listener>]>);

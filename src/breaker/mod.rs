@@ -24,6 +24,7 @@
 //! breaker's generation; an outcome reported on a permit from an earlier generation is dropped,
 //! so a slow call from before a trip or a reset decides nothing in the new cycle.
 
+mod call;
 mod circuit;
 mod clock;
 mod config;
@@ -35,12 +36,13 @@ mod snapshot;
 mod state;
 mod window;
 
+pub use call::{Error, success_or_failure};
 pub use circuit::{Breaker, BreakerBuilder, Trip};
 pub use clock::{Clock, ManualClock, Nanos, SharedReading, SystemClock};
 pub use config::{
     BreakerConfig, BreakerConfigBuilder, ConfigError, ConsecutiveFailuresWindow, Percent,
 };
-pub use events::{Listener, Transition};
+pub use events::{CallEvent, CallListener, Listener, Transition};
 pub use jitter::{Jitter, NoJitter, SplitMix};
 pub use permit::{Outcome, Permit, Rejected};
 pub use registry::{Reconciliation, Registry, RegistryBuilder};

@@ -1,0 +1,154 @@
+//! Guarded calls: `Breaker::call` and its synchronous twin, with and without a classifier.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use breakerbox::breaker::{Error, NoJitter};
+use breakerbox::{Breaker, BreakerConfig, ManualClock, Outcome, State};
+
+fn breaker(clock: &ManualClock) -> Breaker {
+    let config = BreakerConfig::builder()
+        .failure_threshold(2)
+        .open_duration(Duration::from_secs(30))
+        .build()
+        .expect("valid");
+    Breaker::builder("tmdb", config)
+        .clock(Arc::new(clock.clone()))
+        .jitter(Arc::new(NoJitter))
+        .build()
+}
+
+#[tokio::test]
+async fn failures_trip_and_a_rejected_call_never_runs() {
+    let clock = ManualClock::new();
+    let tmdb = breaker(&clock);
+    let ran = AtomicUsize::new(0);
+    for _ in 0..2 {
+        let err = tmdb
+            .call(|| async {
+                ran.fetch_add(1, Ordering::SeqCst);
+                Err::<(), _>("connection refused")
+            })
+            .await
+            .expect_err("fails");
+        assert!(!err.is_rejected());
+        assert_eq!(err.into_inner(), Some("connection refused"));
+    }
+    assert_eq!(tmdb.state(), State::Open);
+    let err = tmdb
+        .call(|| async {
+            ran.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, &str>(1)
+        })
+        .await
+        .expect_err("rejected");
+    assert!(err.is_rejected());
+    assert_eq!(
+        err.rejection().and_then(|r| r.retry_after()),
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(err.into_inner(), None);
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        2,
+        "the rejected closure never ran"
+    );
+
+    clock.advance(Duration::from_secs(30));
+    let value = tmdb.call(|| async { Ok::<_, &str>(7) }).await;
+    assert_eq!(value, Ok(7));
+    assert_eq!(tmdb.state(), State::Closed, "the probe closed it");
+}
+
+#[test]
+fn a_classifier_decides_what_counts_as_failure() {
+    let clock = ManualClock::new();
+    let tmdb = breaker(&clock);
+    // A 404 is the caller's business, not the dependency's failure.
+    let not_found = |r: &Result<u16, u16>| match r {
+        Ok(_) | Err(404) => Outcome::Success,
+        Err(_) => Outcome::Failure,
+    };
+    for _ in 0..5 {
+        let err = tmdb
+            .call_sync_with(not_found, || Err(404))
+            .expect_err("404");
+        assert_eq!(err, Error::Inner(404));
+    }
+    assert_eq!(tmdb.state(), State::Closed);
+    for _ in 0..2 {
+        let _ = tmdb.call_sync_with(not_found, || Err(503));
+    }
+    assert_eq!(tmdb.state(), State::Open);
+    assert!(
+        tmdb.call_sync(|| Ok::<_, u16>(1))
+            .is_err_and(|e| e.is_rejected())
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_call_records_nothing_and_frees_its_probe_slot() {
+    let clock = ManualClock::new();
+    let tmdb = breaker(&clock);
+    tmdb.trip().expect("tripped");
+    clock.advance(Duration::from_secs(30));
+    let hanging = tmdb.call(|| std::future::pending::<Result<(), ()>>());
+    // Poll once so the probe permit is taken, then cancel.
+    let mut hanging = Box::pin(hanging);
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    assert!(hanging.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(tmdb.snapshot().half_open_probes, 1);
+    drop(hanging);
+    assert_eq!(tmdb.snapshot().half_open_probes, 0);
+    assert_eq!(tmdb.state(), State::HalfOpen);
+    assert_eq!(tmdb.call(|| async { Ok::<_, ()>(()) }).await, Ok(()));
+    assert_eq!(tmdb.state(), State::Closed);
+}
+
+#[test]
+fn call_events_tell_each_call_s_end_and_slowness() {
+    use std::sync::Mutex;
+    let clock = ManualClock::new();
+    let config = BreakerConfig::builder()
+        .failure_threshold(2)
+        .slow_call_duration(Some(Duration::from_millis(100)))
+        .build()
+        .expect("valid");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let tmdb = Breaker::builder("tmdb", config)
+        .clock(Arc::new(clock.clone()))
+        .call_listener(Arc::new(
+            move |name: &str, event: breakerbox::breaker::CallEvent| {
+                sink.lock().expect("lock").push(format!(
+                    "{name}:{}{}",
+                    event.as_str(),
+                    if event.is_slow() { "(slow)" } else { "" }
+                ));
+            },
+        ))
+        .build();
+    tmdb.try_acquire().expect("closed").success();
+    tmdb.try_acquire()
+        .expect("closed")
+        .record_timed(Outcome::Success, Duration::from_secs(1));
+    tmdb.try_acquire().expect("closed").timeout();
+    tmdb.try_acquire().expect("closed").ignore();
+    drop(tmdb.try_acquire().expect("closed"));
+    tmdb.try_acquire().expect("closed").failure();
+    assert!(tmdb.try_acquire().is_err(), "tripped");
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        [
+            "tmdb:success",
+            "tmdb:success(slow)",
+            "tmdb:timeout",
+            "tmdb:ignored",
+            "tmdb:ignored",
+            "tmdb:failure",
+            "tmdb:rejected",
+        ]
+    );
+}
