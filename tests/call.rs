@@ -93,7 +93,7 @@ async fn a_cancelled_call_records_nothing_and_frees_its_probe_slot() {
     let tmdb = breaker(&clock);
     tmdb.trip().expect("tripped");
     clock.advance(Duration::from_secs(30));
-    let hanging = tmdb.call(|| std::future::pending::<Result<(), ()>>());
+    let hanging = tmdb.call(std::future::pending::<Result<(), ()>>);
     // Poll once so the probe permit is taken, then cancel.
     let mut hanging = Box::pin(hanging);
     let waker = std::task::Waker::noop();
