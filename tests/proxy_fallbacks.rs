@@ -193,8 +193,8 @@ async fn an_answer_cut_off_mid_body_is_a_failure_the_fallback_answers() {
     assert_eq!(snapshot.state, State::Open);
 }
 
-#[tokio::test]
-async fn queue_strip_headers_never_reach_the_queue() {
+/// A pipeline whose queue records what it is given and holds one request.
+fn queueing_pipeline() -> (Arc<RecordingQueue>, Pipeline) {
     let queue = Arc::new(RecordingQueue {
         capacity: 1,
         ..Default::default()
@@ -203,6 +203,12 @@ async fn queue_strip_headers_never_reach_the_queue() {
         ResponseCache::new(CacheLimits::default()),
         Some(queue.clone() as Arc<dyn Enqueue>),
     );
+    (queue, p)
+}
+
+#[tokio::test]
+async fn queue_strip_headers_never_reach_the_queue() {
+    let (queue, p) = queueing_pipeline();
     let up = upstream(
         "qbittorrent",
         &refused_url(),
@@ -232,14 +238,7 @@ async fn queue_strip_headers_never_reach_the_queue() {
 
 #[tokio::test]
 async fn queue_fallback_hands_the_whole_request_to_the_queue() {
-    let queue = Arc::new(RecordingQueue {
-        capacity: 1,
-        ..Default::default()
-    });
-    let p = Pipeline::new(
-        ResponseCache::new(CacheLimits::default()),
-        Some(queue.clone() as Arc<dyn Enqueue>),
-    );
+    let (queue, p) = queueing_pipeline();
     let up = upstream("qbittorrent", &refused_url(), "fallback = \"queue\"");
     let request = Request::builder()
         .method("POST")
