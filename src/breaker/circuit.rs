@@ -224,18 +224,9 @@ impl Breaker {
     /// deadline reads half-open), so a read never reports a state that has ended, whether or not
     /// a runtime calls [`tick`](Self::tick) on time.
     pub fn state(&self) -> State {
-        self.apply_due();
+        // A read applies the transition that is due first (`tick` is a load or two when none is).
+        self.tick();
         unpack(self.word.load(Acquire)).0
-    }
-
-    /// Applies the transition due by now, if any: the one check a read makes before it reports.
-    #[inline]
-    fn apply_due(&self) {
-        if self.due(unpack(self.word.load(Acquire)).0).is_some()
-            && self.now().0 >= self.open_until.load(Acquire)
-        {
-            self.tick();
-        }
     }
 
     /// Asks to make a call. The permit must be given the call's outcome; dropped without one,
@@ -825,7 +816,8 @@ impl Breaker {
 
     /// Every figure of the breaker at this moment.
     pub fn snapshot(&self) -> Snapshot {
-        self.apply_due();
+        // A read applies the transition that is due first (`tick` is a load or two when none is).
+        self.tick();
         let now = self.now();
         let (cold_changed_at, consecutive_trips, last_trip) = {
             let cold = self.lock();
