@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use breakerbox::breaker::{
     BreakerConfigBuilder, ConsecutiveFailuresWindow, Counts, Listener, Nanos, NoJitter, SplitMix,
+    WindowType,
 };
 use breakerbox::{
     Breaker, BreakerConfig, Clock as _, ManualClock, Outcome, Registry, Rejected, State,
@@ -1850,4 +1851,62 @@ fn half_open_moves_any_breaker_to_probing_now() {
     assert_eq!(moved.reason, TransitionReason::ManualHalfOpen);
     breaker.try_acquire().expect("probe").success();
     assert_eq!(breaker.state(), State::Closed);
+}
+
+#[test]
+fn a_count_window_rates_the_last_n_calls_whatever_their_age() {
+    let clock = ManualClock::new();
+    let config = quiet()
+        .window_type(WindowType::Count)
+        .window_calls(4)
+        .minimum_calls(4)
+        .failure_threshold(4)
+        .failure_rate_threshold(50)
+        .build()
+        .expect("valid");
+    let (breaker, recorder) = build(config, &clock);
+    // One call an hour: a 10 s time window would never hold four of them.
+    for outcome in [Outcome::Failure, Outcome::Success, Outcome::Success] {
+        record(&breaker, outcome);
+        clock.advance(secs(3600));
+    }
+    assert_eq!(breaker.snapshot().window.calls(), 3);
+    // The fourth call fills the window: 1 failure of 4 is below 50 %.
+    record(&breaker, Outcome::Success);
+    assert_eq!(breaker.state(), State::Closed);
+    // The fifth pushes the first failure out: 1 of the last 4 is a failure again, then 2 of 4.
+    record(&breaker, Outcome::Failure);
+    let window = breaker.snapshot().window;
+    assert_eq!((window.failures, window.successes), (1, 3));
+    assert_eq!(breaker.state(), State::Closed);
+    clock.advance(secs(3600));
+    record(&breaker, Outcome::Failure);
+    assert_eq!(breaker.state(), State::Open);
+    assert_eq!(
+        recorder.moves()[0].2,
+        TransitionReason::FailureRate {
+            failed: 2,
+            calls: 4
+        }
+    );
+}
+
+#[test]
+fn a_count_window_bounds_consecutive_failures_by_its_calls() {
+    let clock = ManualClock::new();
+    let config = quiet()
+        .window_type(WindowType::Count)
+        .window_calls(3)
+        .minimum_calls(3)
+        .failure_rate_threshold(100)
+        .failure_threshold(3)
+        .build()
+        .expect("valid");
+    let (breaker, _) = build(config, &clock);
+    record(&breaker, Outcome::Failure);
+    record(&breaker, Outcome::Failure);
+    clock.advance(secs(86_400));
+    // Age does not matter to a count window: a day later the third failure still trips.
+    record(&breaker, Outcome::Failure);
+    assert_eq!(breaker.state(), State::Open);
 }

@@ -20,7 +20,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use breakerbox::breaker::{Counts, Listener, Nanos, NoJitter};
+use breakerbox::breaker::{Counts, Listener, Nanos, NoJitter, WindowType};
 use breakerbox::{
     Breaker, BreakerConfig, Clock, ManualClock, Outcome, Permit, Snapshot, State, Transition,
     TransitionReason,
@@ -125,14 +125,25 @@ impl Model {
         self.config.window().as_nanos() as u64 / u64::from(self.config.buckets())
     }
 
-    /// The window at `now`: a call counts iff its bucket is one of the last `buckets` buckets.
+    /// The window at `now`: a call counts iff its bucket is one of the last `buckets` buckets,
+    /// or, for a count window, iff it is one of the last `window_calls` calls.
     fn counts(&self, now: u64) -> Counts {
         let width = self.bucket_width();
         let current = now / width;
         let buckets = u64::from(self.config.buckets());
+        let by_count = self.config.window_type() == WindowType::Count;
+        let newest = self
+            .window
+            .len()
+            .saturating_sub(self.config.window_calls() as usize);
         let mut counts = Counts::default();
-        for call in &self.window {
-            if call.at / width + buckets > current {
+        for (index, call) in self.window.iter().enumerate() {
+            let inside = if by_count {
+                index >= newest
+            } else {
+                call.at / width + buckets > current
+            };
+            if inside {
                 match call.kind {
                     Kind::Success => counts.successes += 1,
                     Kind::Failure => counts.failures += 1,
@@ -592,11 +603,20 @@ prop_compose! {
         slow_ms in prop::option::weighted(0.6, prop_oneof![Just(1u64), Just(10), Just(100), Just(250), Just(1_000), 1u64..1_500]),
         slow_rate in prop::option::of(prop_oneof![Just(25u8), Just(50), Just(100), 1u8..=100]),
         honor_retry_after in any::<bool>(),
+        window_calls in prop::option::weighted(0.3, 1u32..12),
     ) -> BreakerConfig {
+        // A count window must be able to hold `minimum_calls` and a run of `failure_threshold`.
+        let (window_type, calls) = match window_calls {
+            Some(calls) => (WindowType::Count, calls),
+            None => (WindowType::Time, 100),
+        };
+        let fits = |n: u32| if window_calls.is_some() { n.min(calls) } else { n };
         BreakerConfig::builder()
-            .failure_threshold(failure_threshold)
+            .window_type(window_type)
+            .window_calls(calls)
+            .failure_threshold(fits(failure_threshold))
             .failure_rate_threshold(failure_rate_threshold)
-            .minimum_calls(minimum_calls)
+            .minimum_calls(fits(minimum_calls))
             .window(Duration::from_millis(bucket_ms * u64::from(buckets)))
             .buckets(buckets)
             .open_duration(Duration::from_millis(open_ms))

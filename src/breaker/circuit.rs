@@ -17,7 +17,7 @@ use super::jitter::{Jitter, SplitMix};
 use super::permit::{Outcome, Permit, Rejected, Ticket};
 use super::snapshot::Snapshot;
 use super::state::{State, TransitionReason, pack, unpack};
-use super::window::{Counts, RollingWindow, Tally};
+use super::window::{Counts, Tally, Window};
 
 /// A circuit breaker guarding one dependency.
 ///
@@ -31,7 +31,7 @@ pub struct Breaker {
     track_slow: bool,
     /// The clock's shared reading, when it has one, read without a dynamic call.
     reading: Option<Arc<SharedReading>>,
-    window: RollingWindow,
+    window: Window,
     // Probe bookkeeping: the low 32 bits of the generation beside a count, so a permit from an
     // earlier half-open cycle can neither take nor free a slot of the current one.
     probes: AtomicU64,
@@ -140,7 +140,7 @@ impl BreakerBuilder {
             consecutive_failures: AtomicU32::new(0),
             track_slow: self.config.slow_call_duration().is_some(),
             reading: self.clock.shared_reading(),
-            window: RollingWindow::new(self.config.bucket_nanos(), self.config.buckets()),
+            window: Window::new(&self.config),
             probes: AtomicU64::new(0),
             probe_successes: AtomicU64::new(0),
             last_success: AtomicU64::new(0),
@@ -479,10 +479,7 @@ impl Breaker {
             Outcome::Failure | Outcome::RetryAfter(_) => Tally::Failure,
             Outcome::Ignored => return,
         };
-        self.window.record(now, tally);
-        if slow {
-            self.window.record(now, Tally::Slow);
-        }
+        self.window.record(now, tally, slow);
         let (last, stamped) = if tally == Tally::Success {
             if self.consecutive_failures.load(Relaxed) != 0 {
                 self.consecutive_failures.store(0, Relaxed);

@@ -31,6 +31,29 @@ impl ConsecutiveFailuresWindow {
     }
 }
 
+/// What the breaker's window holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum WindowType {
+    /// The calls of the last `window`, in `buckets` (resilience4j's `TIME_BASED`): old calls
+    /// expire, so a quiet dependency's old failures are forgotten.
+    #[default]
+    Time,
+    /// The last `window_calls` calls, however old (resilience4j's `COUNT_BASED`): a rate is
+    /// always over the same number of calls, at any traffic.
+    Count,
+}
+
+impl WindowType {
+    /// `time` or `count`, as the configuration spells them.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WindowType::Time => "time",
+            WindowType::Count => "count",
+        }
+    }
+}
+
 /// A whole percentage from 1 to 100, compared exactly in integer arithmetic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Percent(u8);
@@ -104,6 +127,8 @@ pub struct BreakerConfig {
     minimum_calls: u32,
     window: Duration,
     buckets: u32,
+    window_type: WindowType,
+    window_calls: u32,
     open_duration: Duration,
     open_duration_max: Option<Duration>,
     /// The growth factor per consecutive trip, as the bits of an `f64` (so the config stays
@@ -129,6 +154,8 @@ impl Default for BreakerConfig {
             minimum_calls: 10,
             window: Duration::from_secs(60),
             buckets: 10,
+            window_type: WindowType::Time,
+            window_calls: 100,
             open_duration: Duration::from_secs(60),
             open_duration_max: None,
             open_duration_multiplier: 2.0_f64.to_bits(),
@@ -182,6 +209,14 @@ impl BreakerConfig {
     /// Number of buckets the window is divided into.
     pub fn buckets(&self) -> u32 {
         self.buckets
+    }
+    /// Whether the window holds the calls of the last `window` or the last `window_calls`.
+    pub fn window_type(&self) -> WindowType {
+        self.window_type
+    }
+    /// Calls a count-based window holds (used when `window_type` is `count`).
+    pub fn window_calls(&self) -> u32 {
+        self.window_calls
     }
     /// Width of one bucket in nanoseconds.
     pub(crate) fn bucket_nanos(&self) -> u64 {
@@ -274,6 +309,15 @@ impl BreakerConfigBuilder {
     setter!(
         /// Number of buckets of the window (1–1000, each at least 1 ms wide).
         buckets: u32
+    );
+    setter!(
+        /// Whether the window holds the calls of the last `window` (the default) or the last
+        /// `window_calls` calls.
+        window_type: WindowType
+    );
+    setter!(
+        /// Calls a count-based window holds (1–100,000; default 100).
+        window_calls: u32
     );
     setter!(
         /// How long the breaker stays open after a trip (positive).
@@ -390,6 +434,32 @@ impl BreakerConfigBuilder {
                 config.buckets,
                 "each bucket must span at least 1ms of `window`",
             ));
+        }
+        if config.window_calls == 0 || config.window_calls > 100_000 {
+            return Err(ConfigError::new(
+                "window_calls",
+                config.window_calls,
+                "must be from 1 to 100000",
+            ));
+        }
+        if config.window_type == WindowType::Count {
+            if config.minimum_calls > config.window_calls {
+                return Err(ConfigError::new(
+                    "minimum_calls",
+                    config.minimum_calls,
+                    "must be at most `window_calls`: a count window never holds more calls",
+                ));
+            }
+            if config.failure_threshold > config.window_calls
+                && config.consecutive_failures_window == ConsecutiveFailuresWindow::Window
+            {
+                return Err(ConfigError::new(
+                    "failure_threshold",
+                    config.failure_threshold,
+                    "must be at most `window_calls` (consecutive failures count inside the \
+                     window), unless `consecutive_failures_window` is \"unbounded\"",
+                ));
+            }
         }
         if config.open_duration.is_zero() {
             return Err(ConfigError::new(
@@ -572,6 +642,33 @@ mod tests {
         assert_eq!(err.value(), "0");
         let err = refused(BreakerConfig::builder().slow_call_duration(Some(Duration::ZERO)));
         assert_eq!(err.field(), "slow_call_duration");
+    }
+
+    #[test]
+    fn a_count_window_must_be_able_to_reach_its_rules() {
+        let count = || BreakerConfig::builder().window_type(WindowType::Count);
+        for calls in [0, 100_001] {
+            assert_eq!(refused(count().window_calls(calls)).field(), "window_calls");
+        }
+        let err = refused(count().window_calls(5).minimum_calls(6));
+        assert_eq!((err.field(), err.value()), ("minimum_calls", "6"));
+        let err = refused(
+            count()
+                .window_calls(4)
+                .minimum_calls(4)
+                .failure_threshold(5),
+        );
+        assert_eq!(err.field(), "failure_threshold");
+        assert!(err.reason().contains("unbounded"));
+        let unbounded = count()
+            .window_calls(4)
+            .minimum_calls(4)
+            .failure_threshold(5)
+            .consecutive_failures_window(ConsecutiveFailuresWindow::Unbounded)
+            .build();
+        assert!(unbounded.is_ok());
+        // A time window does not look at `window_calls`' relation to the other rules.
+        assert!(BreakerConfig::builder().window_calls(3).build().is_ok());
     }
 
     #[test]

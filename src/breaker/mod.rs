@@ -28,6 +28,7 @@ mod call;
 mod circuit;
 mod clock;
 mod config;
+mod count_window;
 mod events;
 mod jitter;
 mod permit;
@@ -41,6 +42,7 @@ pub use circuit::{Breaker, BreakerBuilder, Trip};
 pub use clock::{Clock, ManualClock, Nanos, SharedReading, SystemClock};
 pub use config::{
     BreakerConfig, BreakerConfigBuilder, ConfigError, ConsecutiveFailuresWindow, Percent,
+    WindowType,
 };
 pub use events::{CallEvent, CallListener, Listener, Transition};
 pub use jitter::{Jitter, NoJitter, SplitMix};

@@ -1,4 +1,7 @@
-//! Time-bucketed rolling window of call outcomes.
+//! The windows a breaker counts outcomes in: time buckets (the default), or the last N calls
+//! (`window_type = "count"`, in [`super::count_window`]).
+//!
+//! The time-bucketed rolling window:
 //!
 //! Each bucket counter is one atomic word holding the bucket's lap (how many whole windows had
 //! passed when it was written) beside its count, so a counter is checked and bumped in a single
@@ -14,6 +17,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use super::clock::Nanos;
+use super::config::{BreakerConfig, WindowType};
+use super::count_window::CountWindow;
 
 /// What a recorded call counts as. A slow call is also a success, failure or timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +29,7 @@ pub(crate) enum Tally {
     Slow = 3,
 }
 
-const TALLIES: usize = 4;
+pub(crate) const TALLIES: usize = 4;
 /// A writer whose bucket is older than the slot's by fewer laps than this is late, not wrapped.
 const LATE_WRITER_LAPS: u32 = 1 << 20;
 
@@ -53,12 +58,90 @@ impl Counts {
         self.failures + self.timeouts
     }
 
-    fn add(&mut self, tally: usize, count: u64) {
+    pub(crate) fn add(&mut self, tally: usize, count: u64) {
         match tally {
             0 => self.successes += count,
             1 => self.failures += count,
             2 => self.timeouts += count,
             _ => self.slow += count,
+        }
+    }
+}
+
+/// The window of one breaker, as its configuration chose.
+// One per breaker, held inline: boxing the time window would add a pointer chase to every call.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Window {
+    Time(RollingWindow),
+    Count(CountWindow),
+}
+
+impl Window {
+    pub(crate) fn new(config: &BreakerConfig) -> Self {
+        match config.window_type() {
+            WindowType::Count => Window::Count(CountWindow::new(config.window_calls())),
+            _ => Window::Time(RollingWindow::new(config.bucket_nanos(), config.buckets())),
+        }
+    }
+
+    /// Counts one call as `tally` at `now`, and as slow too when `slow`.
+    #[inline(always)]
+    pub(crate) fn record(&self, now: Nanos, tally: Tally, slow: bool) {
+        match self {
+            Window::Time(window) => {
+                window.record(now, tally);
+                if slow {
+                    window.record(now, Tally::Slow);
+                }
+            }
+            Window::Count(window) => window.record(tally, slow),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn record_rejection(&self) {
+        match self {
+            Window::Time(window) => window.record_rejection(),
+            Window::Count(window) => window.record_rejection(),
+        }
+    }
+
+    /// Counts of the calls in the window at `now`.
+    pub(crate) fn counts(&self, now: Nanos) -> Counts {
+        match self {
+            Window::Time(window) => window.counts(now),
+            Window::Count(window) => window.counts(),
+        }
+    }
+
+    pub(crate) fn lifetime(&self) -> Counts {
+        match self {
+            Window::Time(window) => window.lifetime(),
+            Window::Count(window) => window.lifetime(),
+        }
+    }
+
+    pub(crate) fn rejected(&self) -> u64 {
+        match self {
+            Window::Time(window) => window.rejected(),
+            Window::Count(window) => window.rejected(),
+        }
+    }
+
+    /// Empties the window; what it held stays in the lifetime totals.
+    pub(crate) fn clear(&self) {
+        match self {
+            Window::Time(window) => window.clear(),
+            Window::Count(window) => window.clear(),
+        }
+    }
+
+    /// Empties the window and the lifetime totals, rejections included.
+    pub(crate) fn reset(&self) {
+        match self {
+            Window::Time(window) => window.reset(),
+            Window::Count(window) => window.reset(),
         }
     }
 }

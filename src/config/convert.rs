@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::breaker::{BreakerConfig, ConsecutiveFailuresWindow};
+use crate::breaker::{BreakerConfig, ConsecutiveFailuresWindow, WindowType};
 
 use super::error::{ErrorKind, Refusal};
 use super::raw::{
@@ -86,22 +86,20 @@ impl<'a, R> In<'a, R> {
         self.int(key, 0, i64::from(u32::MAX))
     }
 
-    fn consecutive_window(
+    /// One of `options`, spelled as `spell` spells it.
+    fn one_of<T: Copy>(
         &self,
         (key, v): (&str, Option<&str>),
-    ) -> Result<Option<ConsecutiveFailuresWindow>, Refusal> {
-        use ConsecutiveFailuresWindow::{Unbounded, Window};
-        match v {
-            None => Ok(None),
-            Some(text) => [Window, Unbounded]
-                .into_iter()
-                .find(|w| w.as_str() == text)
-                .map(Some)
-                .ok_or_else(|| {
-                    let why = "expected \"window\" or \"unbounded\"";
-                    self.refuse(key, why).value(format!("{text:?}"))
-                }),
-        }
+        options: &[T],
+        spell: fn(T) -> &'static str,
+    ) -> Result<Option<T>, Refusal> {
+        let Some(text) = v else { return Ok(None) };
+        let found = options.iter().copied().find(|o| spell(*o) == text);
+        found.map(Some).ok_or_else(|| {
+            let names: Vec<String> = options.iter().map(|o| format!("{:?}", spell(*o))).collect();
+            let why = format!("expected {}", names.join(" or "));
+            self.refuse(key, why).value(format!("{text:?}"))
+        })
     }
 
     fn percent(&self, (key, v): (&str, Option<i64>), min: u8) -> Result<Option<u8>, Refusal> {
@@ -333,6 +331,7 @@ impl TryFrom<In<'_, &BreakerKeys>> for BreakerConfig {
 
     /// The keys of one table over the inherited breaker, checked by the core's builder.
     fn try_from(i: In<'_, &BreakerKeys>) -> Result<Self, Refusal> {
+        use ConsecutiveFailuresWindow::{Unbounded, Window};
         let (r, set) = (i.raw, keys_set(i.raw));
         let mut b = i.up.defaults.breaker.to_builder();
         #[rustfmt::skip]
@@ -342,6 +341,8 @@ impl TryFrom<In<'_, &BreakerKeys>> for BreakerConfig {
             minimum_calls(i.count(key!(r, minimum_calls))?),
             window(r.window),
             buckets(i.count(key!(r, buckets))?),
+            window_type(i.one_of(key!(r, window_type.as_deref()), &[WindowType::Time, WindowType::Count], WindowType::as_str)?),
+            window_calls(i.count(key!(r, window_calls))?),
             open_duration(r.open_duration),
             open_duration_max(r.open_duration_max.map(Some)),
             open_duration_multiplier(r.open_duration_multiplier),
@@ -349,12 +350,12 @@ impl TryFrom<In<'_, &BreakerKeys>> for BreakerConfig {
             half_open_max_calls(i.count(key!(r, half_open_max_calls))?),
             half_open_success_threshold(i.count(key!(r, half_open_success_threshold))?),
             half_open_max_wait(r.half_open_max_wait.map(Some)),
-            consecutive_failures_window(i.consecutive_window(key!(r, consecutive_failures_window.as_deref()))?),
+            consecutive_failures_window(i.one_of(key!(r, consecutive_failures_window.as_deref()), &[Window, Unbounded], ConsecutiveFailuresWindow::as_str)?),
             slow_call_duration(r.slow_call_duration.map(Some)),
             slow_call_rate_threshold(i.percent(key!(r, slow_call_rate_threshold), 1)?.map(Some)),
             honor_retry_after(r.honor_retry_after),
         );
-        b.build().map_err(|e| {
+        let config = b.build().map_err(|e| {
             let field = e.field();
             let refusal = if !set.iter().any(|k| k == field) && i.up.set.iter().any(|k| k == field)
             {
@@ -364,7 +365,14 @@ impl TryFrom<In<'_, &BreakerKeys>> for BreakerConfig {
                 i.refuse(field, e.reason())
             };
             refusal.value(e.value())
-        })
+        })?;
+        if r.window_calls.is_some() && config.window_type() != WindowType::Count {
+            let why = "applies only with `window_type = \"count\"`: a time window holds the calls of `window`";
+            return Err(i
+                .refuse("window_calls", why)
+                .value(config.window_calls().to_string()));
+        }
+        Ok(config)
     }
 }
 

@@ -119,6 +119,8 @@ pub(crate) struct BreakerKeys {
     #[serde(default, with = "duration")]
     pub(crate) window: Option<Duration>,
     pub(crate) buckets: Option<i64>,
+    pub(crate) window_type: Option<String>,
+    pub(crate) window_calls: Option<i64>,
     #[serde(default, with = "duration")]
     pub(crate) open_duration: Option<Duration>,
     #[serde(default, with = "duration")]

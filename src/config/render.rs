@@ -3,7 +3,7 @@
 //! configuration; secrets are replaced by `"<redacted>"` (a token read from the environment is
 //! shown as its `token_env`).
 
-use crate::breaker::BreakerConfig;
+use crate::breaker::{BreakerConfig, WindowType};
 
 use super::raw::{
     BreakerKeys, CallKeys, Layered, NoKeys, RawAdmin, RawChaos, RawConfig, RawDegraded, RawHealth,
@@ -35,6 +35,10 @@ impl From<&BreakerConfig> for BreakerKeys {
             minimum_calls: int(b.minimum_calls()),
             window: Some(b.window()),
             buckets: int(b.buckets()),
+            window_type: Some(b.window_type().as_str().to_owned()),
+            window_calls: (b.window_type() == WindowType::Count)
+                .then(|| int(b.window_calls()))
+                .flatten(),
             open_duration: Some(b.open_duration()),
             open_duration_max: b.open_duration_max(),
             open_duration_multiplier: Some(b.open_duration_multiplier()),

@@ -964,6 +964,61 @@ fn consecutive_failures_window_is_read_checked_and_rendered() {
 }
 
 #[test]
+fn window_type_and_window_calls_are_read_checked_overridden_and_rendered() {
+    use crate::breaker::WindowType;
+    let config = load("", &[]).expect("valid");
+    assert_eq!(config.defaults.breaker.window_type(), WindowType::Time);
+    let text = "[defaults]\nwindow_type = \"count\"\nwindow_calls = 50\n\
+                [upstreams.plex]\nurl = \"http://a\"\n[upstreams.tmdb]\nurl = \"http://b\"\n";
+    let env = [("BREAKERBOX_UPSTREAMS_TMDB_WINDOW_CALLS", "20")];
+    let config = load(text, &env).expect("valid");
+    let plex = &config.upstreams["plex"].breaker;
+    assert_eq!(
+        (plex.window_type(), plex.window_calls()),
+        (WindowType::Count, 50)
+    );
+    assert_eq!(config.upstreams["tmdb"].breaker.window_calls(), 20);
+    let again = load(&config.to_toml(), &[]).expect("the rendering loads");
+    assert_eq!(again.upstreams["tmdb"].breaker.window_calls(), 20);
+    assert!(config.to_toml().contains("window_type = \"count\""));
+    let env = [("BREAKERBOX_UPSTREAMS_PLEX_WINDOW_TYPE", "time")];
+    let config = load(
+        "[upstreams.plex]\nurl = \"http://a\"\nwindow_type = \"count\"\n",
+        &env,
+    )
+    .expect("valid");
+    assert_eq!(
+        config.upstreams["plex"].breaker.window_type(),
+        WindowType::Time
+    );
+
+    let err = refused("[defaults]\nwindow_type = \"calls\"", &[]);
+    check(
+        &err,
+        "defaults.window_type",
+        "\"calls\"",
+        "expected \"time\" or \"count\"",
+    );
+    let err = refused("[defaults]\nwindow_calls = 30", &[]);
+    check(
+        &err,
+        "defaults.window_calls",
+        "30",
+        "applies only with `window_type = \"count\"`",
+    );
+    let err = refused(
+        "[defaults]\nwindow_type = \"count\"\nwindow_calls = 5\nminimum_calls = 10",
+        &[],
+    );
+    check(
+        &err,
+        "defaults.minimum_calls",
+        "10",
+        "must be at most `window_calls`",
+    );
+}
+
+#[test]
 fn open_duration_multiplier_is_read_checked_overridden_and_rendered() {
     let text = "[defaults]\nopen_duration_max = \"10m\"\nopen_duration_multiplier = 1.5\n\
                 [upstreams.plex]\nurl = \"http://a\"\n[upstreams.tmdb]\nurl = \"http://b\"\n\
