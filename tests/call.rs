@@ -152,3 +152,84 @@ fn call_events_tell_each_call_s_end_and_slowness() {
         ]
     );
 }
+
+/// Sets its flag when dropped, to see that a timed-out call's future is given up.
+struct DropFlag(Arc<AtomicUsize>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_bounds_the_call_and_counts_a_timeout() {
+    let clock = ManualClock::new();
+    let tmdb = breaker(&clock);
+    let dropped = Arc::new(AtomicUsize::new(0));
+    for _ in 0..2 {
+        let flag = DropFlag(Arc::clone(&dropped));
+        let err = tmdb
+            .call_until(tokio::time::sleep(Duration::from_secs(3)), || async move {
+                let _flag = flag;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok::<_, &str>("movie")
+            })
+            .await
+            .expect_err("timed out");
+        assert!(err.is_timeout() && !err.is_rejected());
+        assert_eq!(err.into_inner(), None);
+    }
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        2,
+        "each slow call was dropped"
+    );
+    let snapshot = tmdb.snapshot();
+    assert_eq!((snapshot.timeouts, snapshot.failed_requests), (2, 0));
+    assert_eq!(
+        tmdb.state(),
+        State::Open,
+        "two timeouts trip like two failures"
+    );
+    let err = tmdb
+        .call_until(tokio::time::sleep(Duration::from_secs(3)), || async {
+            Ok::<_, &str>("movie")
+        })
+        .await
+        .expect_err("rejected");
+    assert!(err.is_rejected());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_within_its_deadline_is_classified_as_usual() {
+    let clock = ManualClock::new();
+    let tmdb = breaker(&clock);
+    let started = tokio::time::Instant::now();
+    let answer = tmdb
+        .call_until(tokio::time::sleep(Duration::from_secs(3)), || async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok::<_, &str>("movie")
+        })
+        .await;
+    assert_eq!(answer, Ok("movie"));
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(2),
+        "no wait for the deadline"
+    );
+    let not_found = tmdb
+        .call_with_until(
+            |result: &Result<u16, u16>| match result {
+                Err(404) => Outcome::Success,
+                Err(_) => Outcome::Failure,
+                Ok(_) => Outcome::Success,
+            },
+            tokio::time::sleep(Duration::from_secs(3)),
+            || async { Err::<u16, u16>(404) },
+        )
+        .await;
+    assert_eq!(not_found.map_err(Error::into_inner), Err(Some(404)));
+    let snapshot = tmdb.snapshot();
+    assert_eq!((snapshot.successful_requests, snapshot.timeouts), (2, 0));
+}

@@ -15,7 +15,9 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
 
 use super::circuit::Breaker;
 use super::permit::{Outcome, Rejected};
@@ -28,6 +30,9 @@ pub enum Error<E> {
     Rejected(Rejected),
     /// The closure ran and returned this error.
     Inner(E),
+    /// The closure did not finish before its deadline: it was dropped, and the call counted as
+    /// a timeout.
+    TimedOut,
 }
 
 impl<E> Error<E> {
@@ -40,15 +45,20 @@ impl<E> Error<E> {
     pub fn into_inner(self) -> Option<E> {
         match self {
             Error::Inner(error) => Some(error),
-            Error::Rejected(_) => None,
+            Error::Rejected(_) | Error::TimedOut => None,
         }
+    }
+
+    /// Whether the call ran out of time (see [`Breaker::call_until`]).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::TimedOut)
     }
 
     /// The rejection, if the breaker turned the call away.
     pub fn rejection(&self) -> Option<&Rejected> {
         match self {
             Error::Rejected(rejected) => Some(rejected),
-            Error::Inner(_) => None,
+            Error::Inner(_) | Error::TimedOut => None,
         }
     }
 }
@@ -58,6 +68,7 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
         match self {
             Error::Rejected(rejected) => rejected.fmt(f),
             Error::Inner(error) => error.fmt(f),
+            Error::TimedOut => f.write_str("the call did not finish before its deadline"),
         }
     }
 }
@@ -67,6 +78,7 @@ impl<E: std::error::Error + 'static> std::error::Error for Error<E> {
         match self {
             Error::Rejected(rejected) => Some(rejected),
             Error::Inner(error) => Some(error),
+            Error::TimedOut => None,
         }
     }
 }
@@ -102,6 +114,71 @@ impl Breaker {
         let result = call().await;
         permit.record(classify(&result));
         result.map_err(Error::Inner)
+    }
+
+    /// [`call`](Self::call) bounded by `deadline`, any future that completes when time is up
+    /// (`tokio::time::sleep(…)`, or another runtime's timer: the core runs on none). If the
+    /// deadline comes first, the call's future is dropped, the call counts as a timeout and the
+    /// caller gets [`Error::TimedOut`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// use breakerbox::{Breaker, BreakerConfig};
+    ///
+    /// let tmdb = Breaker::new("tmdb", BreakerConfig::default());
+    /// let slow = tmdb
+    ///     .call_until(tokio::time::sleep(Duration::from_millis(10)), || async {
+    ///         tokio::time::sleep(Duration::from_secs(60)).await;
+    ///         Ok::<_, std::io::Error>("movie")
+    ///     })
+    ///     .await;
+    /// assert!(slow.is_err_and(|e| e.is_timeout()));
+    /// assert_eq!(tmdb.snapshot().timeouts, 1);
+    /// # }
+    /// ```
+    pub async fn call_until<T, E, F, Fut, D>(&self, deadline: D, call: F) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        D: Future<Output = ()>,
+    {
+        self.call_with_until(success_or_failure, deadline, call)
+            .await
+    }
+
+    /// [`call_with`](Self::call_with) bounded by `deadline`, as [`call_until`](Self::call_until).
+    pub async fn call_with_until<T, E, F, Fut, C, D>(
+        &self,
+        classify: C,
+        deadline: D,
+        call: F,
+    ) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        C: FnOnce(&Result<T, E>) -> Outcome,
+        D: Future<Output = ()>,
+    {
+        let permit = self.try_acquire().map_err(Error::Rejected)?;
+        let (mut call, mut deadline) = (pin!(call()), pin!(deadline));
+        // The call is polled first, so one that is ready when time is up still counts.
+        let finished = poll_fn(|cx| match call.as_mut().poll(cx) {
+            Poll::Ready(result) => Poll::Ready(Some(result)),
+            Poll::Pending => deadline.as_mut().poll(cx).map(|()| None),
+        })
+        .await;
+        match finished {
+            Some(result) => {
+                permit.record(classify(&result));
+                result.map_err(Error::Inner)
+            }
+            None => {
+                permit.record(Outcome::Timeout);
+                Err(Error::TimedOut)
+            }
+        }
     }
 
     /// The synchronous twin of [`call`](Self::call).
