@@ -121,11 +121,12 @@ fn call_events_tell_each_call_s_end_and_slowness() {
     let tmdb = Breaker::builder("tmdb", config)
         .clock(Arc::new(clock.clone()))
         .call_listener(Arc::new(
-            move |name: &str, event: breakerbox::breaker::CallEvent| {
+            move |name: &str, event: breakerbox::breaker::CallEvent, took: Option<Duration>| {
                 sink.lock().expect("lock").push(format!(
-                    "{name}:{}{}",
+                    "{name}:{}{}{}",
                     event.as_str(),
-                    if event.is_slow() { "(slow)" } else { "" }
+                    if event.is_slow() { "(slow)" } else { "" },
+                    took.map_or(String::new(), |t| format!(" {}ms", t.as_millis()))
                 ));
             },
         ))
@@ -134,7 +135,9 @@ fn call_events_tell_each_call_s_end_and_slowness() {
     tmdb.try_acquire()
         .expect("closed")
         .record_timed(Outcome::Success, Duration::from_secs(1));
-    tmdb.try_acquire().expect("closed").timeout();
+    let slow_answer = tmdb.try_acquire().expect("closed");
+    clock.advance(Duration::from_millis(250));
+    slow_answer.timeout();
     tmdb.try_acquire().expect("closed").ignore();
     drop(tmdb.try_acquire().expect("closed"));
     tmdb.try_acquire().expect("closed").failure();
@@ -142,12 +145,12 @@ fn call_events_tell_each_call_s_end_and_slowness() {
     assert_eq!(
         *seen.lock().expect("lock"),
         [
-            "tmdb:success",
-            "tmdb:success(slow)",
-            "tmdb:timeout",
-            "tmdb:ignored",
-            "tmdb:ignored",
-            "tmdb:failure",
+            "tmdb:success 0ms",
+            "tmdb:success(slow) 1000ms",
+            "tmdb:timeout(slow) 250ms",
+            "tmdb:ignored 0ms",
+            "tmdb:ignored 0ms",
+            "tmdb:failure 0ms",
             "tmdb:rejected",
         ]
     );

@@ -28,7 +28,8 @@ pub struct Breaker {
     word: AtomicU64,
     open_until: AtomicU64,
     consecutive_failures: AtomicU32,
-    track_slow: bool,
+    /// Whether calls are timed: for the slow-call rule, or for call listeners.
+    timed: bool,
     /// The clock's shared reading, when it has one, read without a dynamic call.
     reading: Option<Arc<SharedReading>>,
     window: Window,
@@ -126,8 +127,9 @@ impl BreakerBuilder {
         self
     }
 
-    pub(crate) fn listeners(mut self, listeners: &Listeners) -> Self {
+    pub(crate) fn listeners(mut self, listeners: &Listeners, calls: &CallListeners) -> Self {
         self.listeners = listeners.clone();
+        self.call_listeners = calls.clone();
         self
     }
 
@@ -138,7 +140,7 @@ impl BreakerBuilder {
             word: AtomicU64::new(pack(State::Closed, 0)),
             open_until: AtomicU64::new(0),
             consecutive_failures: AtomicU32::new(0),
-            track_slow: self.config.slow_call_duration().is_some(),
+            timed: self.config.slow_call_duration().is_some() || self.call_listeners.any(),
             reading: self.clock.shared_reading(),
             window: Window::new(&self.config),
             probes: AtomicU64::new(0),
@@ -235,7 +237,7 @@ impl Breaker {
     pub fn try_acquire(&self) -> Result<Permit<&Breaker>, Rejected> {
         // Kept small enough to inline into the caller, so the ticket never leaves registers.
         let word = self.word.load(Acquire);
-        if !self.track_slow && unpack(word).0 == State::Closed {
+        if !self.timed && unpack(word).0 == State::Closed {
             return Ok(Permit::new(self, Ticket::closed(unpack(word).1)));
         }
         self.admit().map(|ticket| Permit::new(self, ticket))
@@ -371,11 +373,7 @@ impl Breaker {
 
     #[inline]
     fn ticket(&self, generation: u64, probe: bool) -> Ticket {
-        let started = if self.track_slow {
-            self.now()
-        } else {
-            Nanos::ZERO
-        };
+        let started = if self.timed { self.now() } else { Nanos::ZERO };
         Ticket {
             generation,
             probe,
@@ -386,7 +384,7 @@ impl Breaker {
     fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
         self.window.record_rejection();
         self.call_listeners
-            .notify(&self.name, || CallEvent::Rejected);
+            .notify(&self.name, None, || CallEvent::Rejected);
         Rejected::new(state, retry_after)
     }
 
@@ -409,8 +407,9 @@ impl Breaker {
 
     pub(crate) fn release(&self, ticket: &Ticket) {
         self.release_probe(ticket);
+        let took = self.took(ticket, None, self.now());
         self.call_listeners
-            .notify(&self.name, || CallEvent::Ignored);
+            .notify(&self.name, took, || CallEvent::Ignored);
     }
 
     #[inline]
@@ -420,27 +419,27 @@ impl Breaker {
         // The common case first: a plain success in the cycle that admitted it.
         if outcome == Outcome::Success
             && !ticket.probe
-            && !self.track_slow
+            && !self.timed
             && word == pack(State::Closed, ticket.generation)
         {
             self.count(now, outcome, false);
-            self.call_listeners
-                .notify(&self.name, || CallEvent::Success { slow: false });
             return;
         }
         self.release_probe(ticket);
+        let took = self.took(ticket, elapsed, now);
         if outcome == Outcome::Ignored {
             self.call_listeners
-                .notify(&self.name, || CallEvent::Ignored);
+                .notify(&self.name, took, || CallEvent::Ignored);
             return;
         }
         let slow = self.is_slow(ticket, elapsed, now);
         // Told even when late: the call happened, though it decides nothing any more.
-        self.call_listeners.notify(&self.name, || match outcome {
-            Outcome::Success => CallEvent::Success { slow },
-            Outcome::Timeout => CallEvent::Timeout { slow },
-            _ => CallEvent::Failure { slow },
-        });
+        self.call_listeners
+            .notify(&self.name, took, || match outcome {
+                Outcome::Success => CallEvent::Success { slow },
+                Outcome::Timeout => CallEvent::Timeout { slow },
+                _ => CallEvent::Failure { slow },
+            });
         let (state, generation) = unpack(word);
         if generation != ticket.generation {
             // A late outcome from an earlier cycle decides nothing in this one.
@@ -459,6 +458,14 @@ impl Breaker {
             State::HalfOpen => self.judge_probe(word, outcome, slow, now),
             _ => {}
         }
+    }
+
+    /// How long the call took, when calls are timed.
+    fn took(&self, ticket: &Ticket, elapsed: Option<Duration>, now: Nanos) -> Option<Duration> {
+        elapsed.or_else(|| {
+            self.timed
+                .then(|| now.saturating_duration_since(ticket.started))
+        })
     }
 
     fn is_slow(&self, ticket: &Ticket, elapsed: Option<Duration>, now: Nanos) -> bool {

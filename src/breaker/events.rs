@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::clock::Nanos;
 use super::state::{State, TransitionReason};
@@ -100,16 +100,17 @@ impl CallEvent {
 /// Receives every call of the breakers it is attached to (beside the transitions a
 /// [`Listener`] receives). Called on the caller's thread, outside any lock: must be cheap.
 pub trait CallListener: Send + Sync + 'static {
-    /// One call's end: `breaker` is the breaker's name.
-    fn on_call(&self, breaker: &str, event: CallEvent);
+    /// One call's end: `breaker` is the breaker's name, `took` how long the permitted call
+    /// ran (`None` for a rejection, which never ran).
+    fn on_call(&self, breaker: &str, event: CallEvent, took: Option<Duration>);
 }
 
 impl<F> CallListener for F
 where
-    F: Fn(&str, CallEvent) + Send + Sync + 'static,
+    F: Fn(&str, CallEvent, Option<Duration>) + Send + Sync + 'static,
 {
-    fn on_call(&self, breaker: &str, event: CallEvent) {
-        self(breaker, event)
+    fn on_call(&self, breaker: &str, event: CallEvent, took: Option<Duration>) {
+        self(breaker, event, took)
     }
 }
 
@@ -124,12 +125,22 @@ impl CallListeners {
         Self(Some(current.chain([listener]).collect()))
     }
 
+    /// Whether anyone listens.
+    pub(crate) fn any(&self) -> bool {
+        self.0.is_some()
+    }
+
     #[inline]
-    pub(crate) fn notify(&self, breaker: &str, event: impl FnOnce() -> CallEvent) {
+    pub(crate) fn notify(
+        &self,
+        breaker: &str,
+        took: Option<Duration>,
+        event: impl FnOnce() -> CallEvent,
+    ) {
         if let Some(all) = &self.0 {
             let event = event();
             for listener in all.iter() {
-                listener.on_call(breaker, event);
+                listener.on_call(breaker, event, took);
             }
         }
     }

@@ -30,11 +30,17 @@ mod clock;
 mod config;
 mod count_window;
 mod events;
+#[cfg(feature = "metrics")]
+mod export;
 mod jitter;
+#[cfg(any(feature = "gateway", feature = "metrics"))]
+pub(crate) mod names;
 mod permit;
 mod registry;
 mod snapshot;
 mod state;
+#[cfg(feature = "tracing")]
+mod trace;
 mod window;
 
 pub use call::{Error, success_or_failure};
@@ -45,9 +51,13 @@ pub use config::{
     WindowType,
 };
 pub use events::{CallEvent, CallListener, Listener, Transition};
+#[cfg(feature = "metrics")]
+pub use export::BreakerMetrics;
 pub use jitter::{Jitter, NoJitter, SplitMix};
 pub use permit::{Outcome, Permit, Rejected};
 pub use registry::{Reconciliation, Registry, RegistryBuilder};
 pub use snapshot::Snapshot;
 pub use state::{State, TransitionReason};
+#[cfg(feature = "tracing")]
+pub use trace::TransitionSpans;
 pub use window::Counts;

@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use super::circuit::Breaker;
 use super::clock::{Clock, Nanos, SystemClock};
 use super::config::BreakerConfig;
-use super::events::{Listener, Listeners};
+use super::events::{CallListener, CallListeners, Listener, Listeners};
 use super::jitter::{Jitter, SplitMix};
 use super::snapshot::Snapshot;
 
@@ -25,6 +25,7 @@ pub struct Registry {
     clock: Arc<dyn Clock>,
     jitter: Arc<dyn Jitter>,
     listeners: Listeners,
+    call_listeners: CallListeners,
     breakers: ArcSwap<Map>,
     /// The settings of each named breaker; held while the map is replaced, so writers take
     /// turns and lookups never wait.
@@ -40,6 +41,7 @@ pub struct RegistryBuilder {
     clock: Arc<dyn Clock>,
     jitter: Arc<dyn Jitter>,
     listeners: Listeners,
+    call_listeners: CallListeners,
 }
 
 impl RegistryBuilder {
@@ -67,6 +69,13 @@ impl RegistryBuilder {
         self
     }
 
+    /// Adds a listener told of every call of every breaker (see
+    /// [`BreakerBuilder::call_listener`](super::BreakerBuilder::call_listener)).
+    pub fn call_listener(mut self, listener: Arc<dyn CallListener>) -> Self {
+        self.call_listeners = self.call_listeners.with(listener);
+        self
+    }
+
     /// The registry, with every named breaker created and closed.
     pub fn build(self) -> Registry {
         let registry = Registry {
@@ -74,6 +83,7 @@ impl RegistryBuilder {
             clock: self.clock,
             jitter: self.jitter,
             listeners: self.listeners,
+            call_listeners: self.call_listeners,
             breakers: ArcSwap::from_pointee(Map::new()),
             named: Mutex::new(HashMap::new()),
         };
@@ -91,6 +101,7 @@ impl Registry {
             clock: Arc::new(SystemClock::new()),
             jitter: Arc::new(SplitMix::default()),
             listeners: Listeners::default(),
+            call_listeners: CallListeners::default(),
         }
     }
 
@@ -99,7 +110,7 @@ impl Registry {
             Breaker::builder(Arc::clone(name), config)
                 .clock(Arc::clone(&self.clock))
                 .jitter(Arc::clone(&self.jitter))
-                .listeners(&self.listeners)
+                .listeners(&self.listeners, &self.call_listeners)
                 .build(),
         )
     }

@@ -5,25 +5,14 @@
 //! [`CallOutcome`]: crate::outcome::CallOutcome
 //! [`FallbackKind`]: crate::outcome::FallbackKind
 
-/// `breakerbox_breaker_state{breaker,state}`: 1 for the current state, 0 for every other.
-pub(crate) const BREAKER_STATE: &str = "breakerbox_breaker_state";
-/// `breakerbox_breaker_state_since_timestamp_seconds{breaker}`: when the current state began.
-pub(crate) const STATE_SINCE: &str = "breakerbox_breaker_state_since_timestamp_seconds";
-/// `breakerbox_breaker_transitions_total{breaker,from,to}`.
-pub(crate) const TRANSITIONS: &str = "breakerbox_breaker_transitions_total";
-/// `breakerbox_calls_total{breaker,outcome}`.
-pub(crate) const CALLS: &str = "breakerbox_calls_total";
-/// `breakerbox_call_duration_seconds{breaker,outcome}`: latency of permitted calls.
-pub(crate) const CALL_DURATION: &str = "breakerbox_call_duration_seconds";
-/// `breakerbox_breaker_failure_ratio{breaker}`: 0–1, or -1 until the window holds
-/// `minimum_calls`.
-pub(crate) const FAILURE_RATIO: &str = "breakerbox_breaker_failure_ratio";
+pub(crate) use crate::breaker::names::{
+    BREAKER_DESCRIPTIONS, BREAKER_STATE, CALL_DURATION, CALLS, DURATION_BUCKETS, FAILURE_RATIO,
+    MetricType, SLOW_CALLS, STATE_SINCE, TRANSITIONS,
+};
 /// `breakerbox_fallbacks_total{breaker,kind}`.
 pub(crate) const FALLBACKS: &str = "breakerbox_fallbacks_total";
 /// `breakerbox_queue_depth{breaker}`.
 pub(crate) const QUEUE_DEPTH: &str = "breakerbox_queue_depth";
-/// `breakerbox_slow_calls_total{breaker}`.
-pub(crate) const SLOW_CALLS: &str = "breakerbox_slow_calls_total";
 /// `breakerbox_retries_total{breaker,result}`.
 pub(crate) const RETRIES: &str = "breakerbox_retries_total";
 /// `breakerbox_store_degraded`.
@@ -67,40 +56,9 @@ pub(crate) const RELOAD_FAILURE: &str = "failure";
 /// Values of `result` on `breakerbox_config_reloads_total`.
 pub(crate) const RELOAD_RESULTS: [&str; 2] = [RELOAD_SUCCESS, RELOAD_FAILURE];
 
-/// Upper bounds of the latency buckets, in seconds: the OpenTelemetry HTTP advisory buckets
-/// (5 ms … 10 s) with 1 ms in front, since a loopback upstream answers well under 5 ms.
-pub(crate) const DURATION_BUCKETS: [f64; 15] = [
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-
-/// Every metric with its type and `# HELP` text (`promtool check metrics` wants one).
-pub(super) const DESCRIPTIONS: [(&str, MetricType, &str); 17] = [
-    (
-        BREAKER_STATE,
-        MetricType::Gauge,
-        "1 for the breaker's current state, 0 for every other",
-    ),
-    (
-        STATE_SINCE,
-        MetricType::Gauge,
-        "When the breaker's current state began, in Unix seconds",
-    ),
-    (TRANSITIONS, MetricType::Counter, "Breaker state changes"),
-    (
-        CALLS,
-        MetricType::Counter,
-        "Calls by outcome: success, failure, timeout, rejected",
-    ),
-    (
-        CALL_DURATION,
-        MetricType::Histogram,
-        "Latency of permitted calls in seconds",
-    ),
-    (
-        FAILURE_RATIO,
-        MetricType::Gauge,
-        "Failure rate over the rolling window, 0-1; -1 until the window holds minimum_calls",
-    ),
+/// Every gateway-level metric with its type and `# HELP` text (`promtool check metrics` wants
+/// one); the breakers' own are [`BREAKER_DESCRIPTIONS`].
+pub(super) const DESCRIPTIONS: [(&str, MetricType, &str); 10] = [
     (
         FALLBACKS,
         MetricType::Counter,
@@ -110,11 +68,6 @@ pub(super) const DESCRIPTIONS: [(&str, MetricType, &str); 17] = [
         QUEUE_DEPTH,
         MetricType::Gauge,
         "Requests waiting for replay",
-    ),
-    (
-        SLOW_CALLS,
-        MetricType::Counter,
-        "Permitted calls slower than slow_call_duration",
     ),
     (
         RETRIES,
@@ -157,11 +110,3 @@ pub(super) const DESCRIPTIONS: [(&str, MetricType, &str); 17] = [
         "Size of the database in bytes (SQLite: page_count x page_size; PostgreSQL: pg_database_size)",
     ),
 ];
-
-/// A metric's type, for its description.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum MetricType {
-    Counter,
-    Gauge,
-    Histogram,
-}

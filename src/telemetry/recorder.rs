@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::names::{
-    BUILD_INFO, CALL_DURATION, CLOSED_REASONS, CONFIG_RELOADS, CONNECTIONS_CLOSED,
-    CONNECTIONS_OPEN, DESCRIPTIONS, DURATION_BUCKETS, MetricType, RELOAD_FAILURE, RELOAD_RESULTS,
-    RELOAD_SUCCESS, STORE_DEGRADED, STORE_SIZE,
+    BREAKER_DESCRIPTIONS, BUILD_INFO, CALL_DURATION, CLOSED_REASONS, CONFIG_RELOADS,
+    CONNECTIONS_CLOSED, CONNECTIONS_OPEN, DESCRIPTIONS, DURATION_BUCKETS, MetricType,
+    RELOAD_FAILURE, RELOAD_RESULTS, RELOAD_SUCCESS, STORE_DEGRADED, STORE_SIZE,
 };
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -49,7 +49,7 @@ fn build() -> Result<PrometheusBuilder, BuildError> {
 
 /// `# HELP` lines: `promtool check metrics` reports every metric without one.
 fn describe() {
-    for (name, kind, help) in DESCRIPTIONS {
+    for (name, kind, help) in BREAKER_DESCRIPTIONS.into_iter().chain(DESCRIPTIONS) {
         match kind {
             MetricType::Counter => metrics::describe_counter!(name, help),
             MetricType::Gauge => metrics::describe_gauge!(name, help),
