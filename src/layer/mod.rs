@@ -11,6 +11,8 @@ mod classify;
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;
+#[cfg(feature = "reqwest-middleware")]
+mod reqwest;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -20,6 +22,8 @@ use tower_service::Service;
 pub use classify::{Classify, FailOnError};
 pub use future::ResponseFuture;
 pub use layer::CircuitBreakerLayer;
+#[cfg(feature = "reqwest-middleware")]
+pub use reqwest::{BreakerMiddleware, ClassifyResponse, gateway_rules};
 
 use crate::breaker::{Breaker, Permit, Rejected};
 
