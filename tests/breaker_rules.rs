@@ -1910,3 +1910,44 @@ fn a_count_window_bounds_consecutive_failures_by_its_calls() {
     record(&breaker, Outcome::Failure);
     assert_eq!(breaker.state(), State::Open);
 }
+
+#[test]
+fn recovery_runs_from_the_trip_to_the_next_close_across_failed_probes() {
+    let clock = ManualClock::new();
+    let config = quiet().failure_threshold(1).build().expect("valid");
+    let (breaker, recorder) = build(config, &clock);
+    assert_eq!(breaker.snapshot().last_recovery, None);
+    clock.advance(secs(5));
+    record(&breaker, Outcome::Failure);
+    clock.advance(secs(30));
+    assert_eq!(breaker.state(), State::HalfOpen);
+    record(&breaker, Outcome::Failure);
+    clock.advance(secs(30));
+    clock.advance(secs(15));
+    record(&breaker, Outcome::Success);
+    assert_eq!(breaker.state(), State::Closed);
+    let events = recorder.events();
+    let close = events.last().expect("closed");
+    assert_eq!((close.to, close.recovery), (State::Closed, Some(secs(75))));
+    assert!(
+        events[..events.len() - 1]
+            .iter()
+            .all(|t| t.recovery.is_none()),
+        "only a close after a trip carries a recovery"
+    );
+    let snapshot = breaker.snapshot();
+    assert_eq!(snapshot.last_recovery, Some(secs(75)));
+    assert_eq!(
+        snapshot.last_recovered_at,
+        Some(clock.wall_at(Nanos(80 * SECOND)))
+    );
+    // A manual force-open ended by a reset never tripped: no recovery to tell.
+    breaker.force_open();
+    breaker.reset();
+    assert_eq!(recorder.events().last().map(|t| t.recovery), Some(None));
+    assert_eq!(
+        breaker.snapshot().last_recovery,
+        Some(secs(75)),
+        "the last one stays"
+    );
+}

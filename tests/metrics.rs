@@ -182,6 +182,24 @@ async fn a_scripted_breaker_life_shows_in_every_series_with_exact_values() {
         (1.0..2.5).contains(&sum),
         "the timeout took the call timeout: {sum}"
     );
+    // One recovery, from the trip to the probe's close: at least the 1.5 s open duration, and
+    // exactly what the breaker's snapshot says.
+    let recovery = |suffix: &str, le: Option<&str>| {
+        let mut labels = vec![("breaker", "mflow")];
+        labels.extend(le.map(|le| ("le", le)));
+        scrape.get(
+            &format!("breakerbox_breaker_recovery_seconds{suffix}"),
+            &labels,
+        )
+    };
+    assert_eq!(recovery("_count", None), Some(1.0));
+    assert_eq!(recovery("_bucket", Some("1")), Some(0.0));
+    assert_eq!(recovery("_bucket", Some("10")), Some(1.0));
+    let took = running.gateway.snapshots()["mflow"]
+        .last_recovery
+        .expect("recovered");
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+    assert_eq!(recovery("_sum", None), Some(took.as_secs_f64()));
     let added = Expected {
         state: "closed",
         state_since: state_since(&running, "mflow_added"),

@@ -80,6 +80,8 @@ fn build(gateway: &Gateway) -> Value {
                 "last_check": health.last_check.map(timestamp),
                 "failure_count": snapshot.consecutive_failures,
                 "response_time_ms": health.response_time_ms,
+                "last_recovery_seconds": snapshot.last_recovery.map(|took| took.as_secs_f64()),
+                "last_recovered_at": snapshot.last_recovered_at.map(timestamp),
             }),
         );
     }

@@ -130,6 +130,9 @@ pub(super) struct Written {
     half_open_probes: u32,
     consecutive_trips: u32,
     last_trip_reason: Option<&'static str>,
+    last_recovery_seconds: Option<f64>,
+    #[serde(serialize_with = "time::serialize")]
+    last_recovered_at: Option<SystemTime>,
     generation: u64,
 }
 
@@ -159,6 +162,8 @@ impl From<&Snapshot> for Written {
             half_open_probes: s.half_open_probes,
             consecutive_trips: s.consecutive_trips,
             last_trip_reason: s.last_trip.map(|r| r.as_str()),
+            last_recovery_seconds: s.last_recovery.map(|took| took.as_secs_f64()),
+            last_recovered_at: s.last_recovered_at,
             generation: s.generation,
         }
     }
@@ -317,6 +322,8 @@ mod tests {
                 "generation",
                 "half_open_probes",
                 "last_failure_time",
+                "last_recovered_at",
+                "last_recovery_seconds",
                 "last_success_time",
                 "last_trip_reason",
                 "open_until",

@@ -79,6 +79,10 @@ struct Cold {
     state_changed_at: Nanos,
     consecutive_trips: u32,
     last_trip: Option<TransitionReason>,
+    /// When the breaker last left closed for open, until it closes again.
+    tripped_at: Option<Nanos>,
+    /// When it last closed after a trip, and how long after the trip.
+    last_recovery: Option<(Nanos, Duration)>,
 }
 
 /// Builds a [`Breaker`] with a chosen clock, jitter source and listeners.
@@ -158,6 +162,8 @@ impl BreakerBuilder {
                 state_changed_at: now,
                 consecutive_trips: 0,
                 last_trip: None,
+                tripped_at: None,
+                last_recovery: None,
             }),
         }
     }
@@ -685,6 +691,7 @@ impl Breaker {
         let (from, generation) = unpack(from_word);
         let generation = generation + 1;
         let mut open_until = None;
+        let mut recovery = None;
         // Retag the probe counters in every transition, so a thread that read the old state
         // cannot take a probe slot once the breaker has moved on.
         self.probes.store(tagged(generation, 0), Release);
@@ -693,6 +700,9 @@ impl Breaker {
             State::Open => {
                 cold.consecutive_trips = cold.consecutive_trips.saturating_add(1);
                 cold.last_trip = Some(reason);
+                // Recovery runs from the first trip to the next close, whatever cycles of open
+                // and half-open lie between.
+                cold.tripped_at.get_or_insert(now);
                 let until = now.saturating_add(self.open_duration(cold.consecutive_trips, reason));
                 self.open_until.store(until.0, Release);
                 open_until = Some(until);
@@ -701,6 +711,11 @@ impl Breaker {
                 self.window.clear();
                 self.consecutive_failures.store(0, Relaxed);
                 cold.consecutive_trips = 0;
+                if let Some(tripped_at) = cold.tripped_at.take() {
+                    let took = now.saturating_duration_since(tripped_at);
+                    cold.last_recovery = Some((now, took));
+                    recovery = Some(took);
+                }
             }
             State::HalfOpen => {
                 if let Some(wait) = self.config.half_open_max_wait() {
@@ -725,6 +740,7 @@ impl Breaker {
             at: now,
             wall: self.clock.wall_at(now),
             open_until,
+            recovery,
         }
     }
 
@@ -823,12 +839,13 @@ impl Breaker {
         // A read applies the transition that is due first (`tick` is a load or two when none is).
         self.tick();
         let now = self.now();
-        let (cold_changed_at, consecutive_trips, last_trip) = {
+        let (cold_changed_at, consecutive_trips, last_trip, last_recovery) = {
             let cold = self.lock();
             (
                 cold.state_changed_at,
                 cold.consecutive_trips,
                 cold.last_trip,
+                cold.last_recovery,
             )
         };
         let (state, generation) = unpack(self.word.load(Acquire));
@@ -868,6 +885,8 @@ impl Breaker {
             },
             consecutive_trips,
             last_trip,
+            last_recovery: last_recovery.map(|(_, took)| took),
+            last_recovered_at: last_recovery.map(|(at, _)| self.clock.wall_at(at)),
         }
     }
 }

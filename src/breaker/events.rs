@@ -32,6 +32,9 @@ pub struct Transition {
     pub wall: SystemTime,
     /// When an open breaker will turn half-open (only when `to` is [`State::Open`]).
     pub open_until: Option<Nanos>,
+    /// When `to` is [`State::Closed`] after a trip: the time from the trip (closed → open) to
+    /// this close, whatever cycles of open and half-open lay between.
+    pub recovery: Option<Duration>,
 }
 
 /// Receives every transition of the breakers it is attached to.

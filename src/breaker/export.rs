@@ -11,7 +11,7 @@ use super::circuit::Breaker;
 use super::events::{CallEvent, CallListener, Listener, Transition};
 use super::names::{
     BREAKER_DESCRIPTIONS, BREAKER_STATE, CALL_DURATION, CALLS, DURATION_BUCKETS, FAILURE_RATIO,
-    MetricType, SLOW_CALLS, STATE_SINCE, TRANSITIONS,
+    MetricType, RECOVERY, RECOVERY_BUCKETS, SLOW_CALLS, STATE_SINCE, TRANSITIONS,
 };
 use super::state::State;
 
@@ -42,6 +42,10 @@ impl BreakerMetrics {
     /// The gateway's latency buckets in seconds (1 ms … 10 s): give them to the recorder for
     /// [`CALL_DURATION`](Self::CALL_DURATION) so the dashboards' quantiles match.
     pub const DURATION_BUCKETS: &'static [f64] = &DURATION_BUCKETS;
+    /// The recovery histogram's name.
+    pub const RECOVERY: &'static str = RECOVERY;
+    /// The gateway's recovery buckets in seconds (1 s … 1 day).
+    pub const RECOVERY_BUCKETS: &'static [f64] = &RECOVERY_BUCKETS;
 
     /// A handle to attach as a listener and a call listener.
     pub fn shared() -> Arc<BreakerMetrics> {
@@ -103,6 +107,10 @@ impl Listener for BreakerMetrics {
             "to" => t.to.as_str()
         )
         .increment(1);
+        if let Some(took) = t.recovery {
+            ::metrics::histogram!(RECOVERY, "breaker" => Arc::clone(&t.breaker))
+                .record(took.as_secs_f64());
+        }
     }
 }
 

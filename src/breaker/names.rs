@@ -18,6 +18,17 @@ pub(crate) const FAILURE_RATIO: &str = "breakerbox_breaker_failure_ratio";
 /// `breakerbox_slow_calls_total{breaker}`.
 pub(crate) const SLOW_CALLS: &str = "breakerbox_slow_calls_total";
 
+/// `breakerbox_breaker_recovery_seconds{breaker}`: from a trip (closed → open) to the next
+/// close, recorded at the close.
+pub(crate) const RECOVERY: &str = "breakerbox_breaker_recovery_seconds";
+
+/// Upper bounds of the recovery buckets, in seconds: from one open duration of a few seconds to
+/// a day-long outage.
+pub(crate) const RECOVERY_BUCKETS: [f64; 14] = [
+    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 43200.0,
+    86400.0,
+];
+
 /// Upper bounds of the latency buckets, in seconds: the OpenTelemetry HTTP advisory buckets
 /// (5 ms … 10 s) with 1 ms in front, since a loopback upstream answers well under 5 ms.
 pub(crate) const DURATION_BUCKETS: [f64; 15] = [
@@ -25,7 +36,7 @@ pub(crate) const DURATION_BUCKETS: [f64; 15] = [
 ];
 
 /// The breaker metrics with their type and `# HELP` text.
-pub(crate) const BREAKER_DESCRIPTIONS: [(&str, MetricType, &str); 7] = [
+pub(crate) const BREAKER_DESCRIPTIONS: [(&str, MetricType, &str); 8] = [
     (
         BREAKER_STATE,
         MetricType::Gauge,
@@ -56,6 +67,11 @@ pub(crate) const BREAKER_DESCRIPTIONS: [(&str, MetricType, &str); 7] = [
         SLOW_CALLS,
         MetricType::Counter,
         "Permitted calls slower than slow_call_duration",
+    ),
+    (
+        RECOVERY,
+        MetricType::Histogram,
+        "Seconds from a trip (closed to open) to the next close, recorded at the close",
     ),
 ];
 

@@ -51,6 +51,10 @@ pub struct Snapshot {
     pub consecutive_trips: u32,
     /// Why the breaker last tripped (kept until it is reset).
     pub last_trip: Option<TransitionReason>,
+    /// How long the last recovery took: from the trip (closed → open) to the next close.
+    pub last_recovery: Option<Duration>,
+    /// When the breaker last closed after a trip.
+    pub last_recovered_at: Option<SystemTime>,
 }
 
 impl Snapshot {

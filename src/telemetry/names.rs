@@ -7,7 +7,7 @@
 
 pub(crate) use crate::breaker::names::{
     BREAKER_DESCRIPTIONS, BREAKER_STATE, CALL_DURATION, CALLS, DURATION_BUCKETS, FAILURE_RATIO,
-    MetricType, SLOW_CALLS, STATE_SINCE, TRANSITIONS,
+    MetricType, RECOVERY, RECOVERY_BUCKETS, SLOW_CALLS, STATE_SINCE, TRANSITIONS,
 };
 /// `breakerbox_fallbacks_total{breaker,kind}`.
 pub(crate) const FALLBACKS: &str = "breakerbox_fallbacks_total";

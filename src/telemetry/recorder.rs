@@ -8,8 +8,8 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, Promet
 
 use super::names::{
     BREAKER_DESCRIPTIONS, BUILD_INFO, CALL_DURATION, CLOSED_REASONS, CONFIG_RELOADS,
-    CONNECTIONS_CLOSED, CONNECTIONS_OPEN, DESCRIPTIONS, DURATION_BUCKETS, MetricType,
-    RELOAD_FAILURE, RELOAD_RESULTS, RELOAD_SUCCESS, STORE_DEGRADED, STORE_SIZE,
+    CONNECTIONS_CLOSED, CONNECTIONS_OPEN, DESCRIPTIONS, DURATION_BUCKETS, MetricType, RECOVERY,
+    RECOVERY_BUCKETS, RELOAD_FAILURE, RELOAD_RESULTS, RELOAD_SUCCESS, STORE_DEGRADED, STORE_SIZE,
 };
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -44,7 +44,8 @@ fn install() -> Option<PrometheusHandle> {
 
 fn build() -> Result<PrometheusBuilder, BuildError> {
     PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Full(CALL_DURATION.to_owned()), &DURATION_BUCKETS)
+        .set_buckets_for_metric(Matcher::Full(CALL_DURATION.to_owned()), &DURATION_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(RECOVERY.to_owned()), &RECOVERY_BUCKETS)
 }
 
 /// `# HELP` lines: `promtool check metrics` reports every metric without one.

@@ -9,7 +9,8 @@ use metrics::{Counter, Gauge, Histogram};
 
 use super::names::{
     BREAKER_STATE, CALL_DURATION, CALLS, FAILURE_RATIO, FALLBACKS, QUEUE_DEPTH, QUEUE_REFUSED,
-    RETRIES, RETRY_ATTEMPTED, RETRY_BUDGET_EXHAUSTED, SLOW_CALLS, STATE_SINCE, TRANSITIONS,
+    RECOVERY, RETRIES, RETRY_ATTEMPTED, RETRY_BUDGET_EXHAUSTED, SLOW_CALLS, STATE_SINCE,
+    TRANSITIONS,
 };
 use crate::breaker::{Outcome, State};
 use crate::outcome::{CallOutcome, FallbackKind};
@@ -27,6 +28,7 @@ pub(super) struct BreakerSeries {
     /// By [`CallOutcome::PERMITTED`].
     durations: [Histogram; CallOutcome::PERMITTED.len()],
     failure_ratio: Gauge,
+    recovery: Histogram,
     /// By [`FallbackKind::ALL`].
     fallbacks: [Counter; FallbackKind::ALL.len()],
     queue_depth: Gauge,
@@ -70,6 +72,7 @@ impl BreakerSeries {
             rejected: metrics::counter!(CALLS, "breaker" => name(), "outcome" => rejected),
             durations,
             failure_ratio: metrics::gauge!(FAILURE_RATIO, "breaker" => name()),
+            recovery: metrics::histogram!(RECOVERY, "breaker" => name()),
             fallbacks,
             queue_depth: metrics::gauge!(QUEUE_DEPTH, "breaker" => name()),
             queue_refused: metrics::counter!(QUEUE_REFUSED, "breaker" => name()),
@@ -114,9 +117,12 @@ impl BreakerSeries {
     }
 
     /// Counts a transition.
-    pub(super) fn transitioned(&self, from: State, to: State) {
+    pub(super) fn transitioned(&self, from: State, to: State, recovery: Option<Duration>) {
         if let Some(counter) = &self.transitions[index(from)][index(to)] {
             counter.increment(1);
+        }
+        if let Some(took) = recovery {
+            self.recovery.record(took.as_secs_f64());
         }
     }
 

@@ -72,7 +72,7 @@ impl Metrics {
         let Some(tracked) = self.tracked_or_new(&t.breaker) else {
             return;
         };
-        tracked.series.transitioned(t.from, t.to);
+        tracked.series.transitioned(t.from, t.to, t.recovery);
         let breaker = tracked.breaker.upgrade();
         tracked.series.show_state(t.to, t.wall, || match &breaker {
             Some(breaker) => breaker.snapshot().generation == t.generation,

@@ -87,7 +87,10 @@ pub fn assert_breaker(scrape: &Scrape, breaker: &str, expected: &Expected) {
     let actual: BTreeMap<_, _> = scrape
         .of_breaker(breaker)
         .into_iter()
-        .filter(|((name, _), _)| !name.starts_with("breakerbox_call_duration_seconds"))
+        .filter(|((name, _), _)| {
+            !name.starts_with("breakerbox_call_duration_seconds")
+                && !name.starts_with("breakerbox_breaker_recovery_seconds")
+        })
         .collect();
     let expected = expected.series(breaker);
     for (key, want) in &expected {
