@@ -14,7 +14,7 @@ use breakerbox::gateway::Gateway;
 use futures_util::StreamExt;
 use proxy_support::TestUpstream;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::prometheus::Scrape;
 use support::raw_http::{exchange, status_code};
 use support::served::ServedGateway;
@@ -622,6 +622,89 @@ async fn conflicting_content_lengths_are_refused_before_any_upstream() {
     assert!(
         !reached,
         "a request with conflicting lengths never reaches the upstream"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_trip_and_recovery_show_in_the_seed_s_dashboard_json_and_the_recovery_fields() {
+    let (gw, echo, _queued) = start(false).await;
+    let (status, _) = gw.get("/admin/dashboard", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(gw.get("/proxy/echo/hello", None).await.0, StatusCode::OK);
+    echo.broken.store(true, SeqCst);
+    for _ in 0..2 {
+        gw.get("/proxy/echo/switch", None).await;
+    }
+    let (status, board) = gw.get("/admin/dashboard", Some(VIEWER)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(board["circuit_breakers"]["echo_state"], "open", "{board}");
+    assert_eq!(board["circuit_breakers"]["qbittorrent_state"], "closed");
+    assert_eq!(
+        board["failure_rates"]["echo"], "66.7%",
+        "2 of the window's 3 calls failed"
+    );
+    assert_eq!(board["failure_rates"]["qbittorrent"], "0.0%");
+    assert!(
+        board["response_times"]["echo_avg_ms"].as_f64().is_some(),
+        "{board}"
+    );
+    assert_eq!(
+        board["response_times"]["qbittorrent_avg_ms"],
+        Value::Null,
+        "never called"
+    );
+    let keys: Vec<&str> = board
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["circuit_breakers", "failure_rates", "response_times"]
+    );
+
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            gw.state("echo").await == "half_open"
+        })
+        .await
+    );
+    echo.broken.store(false, SeqCst);
+    assert_eq!(gw.get("/proxy/echo/switch", None).await.0, StatusCode::OK);
+    let (_, board) = gw.get("/admin/dashboard", Some(VIEWER)).await;
+    assert_eq!(board["circuit_breakers"]["echo_state"], "closed");
+    assert_eq!(
+        board["failure_rates"]["echo"], "0.0%",
+        "a close starts the window afresh"
+    );
+
+    let (_, shown) = gw.get("/admin/breakers/echo", Some(VIEWER)).await;
+    let took = shown["data"]["last_recovery_seconds"]
+        .as_f64()
+        .expect("recovered");
+    assert!(took >= 0.4, "at least the open duration: {took}");
+    assert!(shown["data"]["last_recovered_at"].is_string());
+    let (_, health) = gw.get("/health/detailed", None).await;
+    assert_eq!(
+        health["services"]["echo"]["last_recovery_seconds"],
+        json!(took)
+    );
+    let scrape = Scrape::parse(
+        &reqwest::get(gw.url("/metrics"))
+            .await
+            .expect("scraped")
+            .text()
+            .await
+            .expect("body"),
+    );
+    assert_eq!(
+        scrape.get(
+            "breakerbox_breaker_recovery_seconds_count",
+            &[("breaker", "echo")]
+        ),
+        Some(1.0)
     );
     gw.stop().await;
 }

@@ -65,6 +65,33 @@ pub(super) async fn list(State(gateway): State<Arc<Gateway>>, headers: HeaderMap
     Ok(Json(all_snapshots(&gateway)))
 }
 
+/// `GET /admin/dashboard`: the seed's "Dashboard Metrics" JSON, from the figures the metrics
+/// use: each breaker's state, its failure rate over the window (failed ÷ calls, as
+/// `breakerbox_breaker_failure_ratio` before `minimum_calls`) as a percentage with one
+/// decimal, and the mean latency of its permitted calls (`breakerbox_call_duration_seconds`).
+pub(super) async fn dashboard(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Answer {
+    allow(&gateway, &headers, Role::Viewer)?;
+    let (mut states, mut rates, mut times) = (Map::new(), Map::new(), Map::new());
+    for (name, snapshot) in gateway.snapshots() {
+        states.insert(format!("{name}_state"), json!(snapshot.state.as_str()));
+        let calls = snapshot.window.calls();
+        let rate = if calls == 0 {
+            0.0
+        } else {
+            snapshot.window.failed() as f64 * 100.0 / calls as f64
+        };
+        rates.insert(name.clone(), json!(format!("{rate:.1}%")));
+        let average = gateway.telemetry().average_latency(&name);
+        let ms = average.map(|took| (took.as_secs_f64() * 10_000.0).round() / 10.0);
+        times.insert(format!("{name}_avg_ms"), json!(ms));
+    }
+    Ok(Json(json!({
+        "circuit_breakers": states,
+        "failure_rates": rates,
+        "response_times": times,
+    })))
+}
+
 /// `GET /admin/breakers/{name}`
 pub(super) async fn show(
     State(gateway): State<Arc<Gateway>>,

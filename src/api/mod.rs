@@ -42,6 +42,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/admin/breakers/{name}", get(admin::show))
         .route("/admin/breakers/{name}/{action}", post(admin::act))
         .route("/admin/queue", get(admin::queue))
+        .route("/admin/dashboard", get(admin::dashboard))
         .route("/admin/events", get(admin::events))
         .route("/api/test/circuit-breaker/{name}", post(admin::chaos_trip))
         // [`App`] serves these without the router; the route stays for the router on its own.

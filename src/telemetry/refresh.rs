@@ -23,6 +23,12 @@ impl Telemetry {
         recorder::store_degraded(store_degraded);
     }
 
+    /// The mean latency of `breaker`'s permitted calls since the gateway started (the same
+    /// measurements as `breakerbox_call_duration_seconds`).
+    pub fn average_latency(&self, breaker: &str) -> Option<std::time::Duration> {
+        self.inner.metrics.average_latency(breaker)
+    }
+
     /// Sets `breakerbox_store_size_bytes`; call when the size could be read (the last figure
     /// stays otherwise).
     pub fn store_size(&self, bytes: u64) {

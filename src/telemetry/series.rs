@@ -2,6 +2,7 @@
 //! first event and `increase()` sees that event) and kept as handles, so recording a call is a
 //! few atomic additions with no label lookup.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +30,10 @@ pub(super) struct BreakerSeries {
     durations: [Histogram; CallOutcome::PERMITTED.len()],
     failure_ratio: Gauge,
     recovery: Histogram,
+    /// The sum and count of every permitted attempt's latency, for the average the seed's
+    /// dashboard JSON shows (the histogram cannot be read back).
+    latency_nanos: AtomicU64,
+    latency_calls: AtomicU64,
     /// By [`FallbackKind::ALL`].
     fallbacks: [Counter; FallbackKind::ALL.len()],
     queue_depth: Gauge,
@@ -73,6 +78,8 @@ impl BreakerSeries {
             durations,
             failure_ratio: metrics::gauge!(FAILURE_RATIO, "breaker" => name()),
             recovery: metrics::histogram!(RECOVERY, "breaker" => name()),
+            latency_nanos: AtomicU64::new(0),
+            latency_calls: AtomicU64::new(0),
             fallbacks,
             queue_depth: metrics::gauge!(QUEUE_DEPTH, "breaker" => name()),
             queue_refused: metrics::counter!(QUEUE_REFUSED, "breaker" => name()),
@@ -134,10 +141,19 @@ impl BreakerSeries {
         let i = counted as usize;
         self.calls[i].increment(1);
         self.durations[i].record(took.as_secs_f64());
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.latency_nanos.fetch_add(nanos, Relaxed);
+        self.latency_calls.fetch_add(1, Relaxed);
         // The breaker's own rule (`>=`), on the same measurement it was given.
         if slow_after.is_some_and(|limit| took >= limit) {
             self.slow.increment(1);
         }
+    }
+
+    /// The mean latency of every permitted attempt so far, if there was one.
+    pub(super) fn average_latency(&self) -> Option<Duration> {
+        let calls = self.latency_calls.load(Relaxed);
+        (calls > 0).then(|| Duration::from_nanos(self.latency_nanos.load(Relaxed) / calls))
     }
 
     /// Counts a call the breaker turned away.

@@ -66,6 +66,11 @@ impl Metrics {
         self.tracked.store(Arc::new(next));
     }
 
+    /// The mean latency of `breaker`'s permitted attempts so far.
+    pub(super) fn average_latency(&self, breaker: &str) -> Option<Duration> {
+        self.tracked.load().get(breaker)?.series.average_latency()
+    }
+
     /// A state change: counted, and shown if it is still the breaker's latest (listeners of two
     /// quick transitions may run in either order; the later state must stay).
     pub(super) fn transition(&self, t: &Transition) {
