@@ -20,6 +20,7 @@ use super::json::{Written, queued, timestamp};
 use crate::breaker::{Breaker, Transition};
 use crate::config::Role;
 use crate::gateway::Gateway;
+use crate::store::ManualAction;
 
 type Answer = Result<Json<Value>, ApiError>;
 
@@ -109,27 +110,32 @@ pub(super) async fn act(
     headers: HeaderMap,
 ) -> Answer {
     allow(&gateway, &headers, Role::Admin)?;
-    let breaker = breaker(&gateway, &name)?;
-    let message = match action.as_str() {
-        "reset" => {
-            breaker.reset();
-            "circuit breaker reset: closed, counters cleared"
-        }
-        "force-open" => {
-            breaker.force_open();
-            "circuit breaker forced open until reset"
-        }
-        "disable" => {
-            breaker.disable();
-            "circuit breaker disabled until reset: every call passes"
-        }
+    let (action, message) = match action.as_str() {
+        "reset" => (
+            ManualAction::Reset,
+            "circuit breaker reset: closed, counters cleared",
+        ),
+        "force-open" => (
+            ManualAction::ForceOpen { until: None },
+            "circuit breaker forced open until reset",
+        ),
+        "disable" => (
+            ManualAction::Disable,
+            "circuit breaker disabled until reset: every call passes",
+        ),
         other => {
             return Err(ApiError::not_found(format!(
                 "unknown action `{other}` (reset, force-open, disable)"
             )));
         }
     };
-    tracing::info!(breaker = %name, action, "operator action");
+    // Checked before acting, so an unknown name answers 404 and touches nothing.
+    breaker(&gateway, &name)?;
+    let breaker = gateway
+        .manual_action(&name, action)
+        .await
+        .ok_or_else(|| ApiError::unknown_breaker(&name))?;
+    tracing::info!(breaker = %name, action = action.as_str(), "operator action");
     Ok(Json(one(&breaker, Some(message))))
 }
 
@@ -137,7 +143,9 @@ pub(super) async fn act(
 pub(super) async fn reset_all(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Answer {
     allow(&gateway, &headers, Role::Admin)?;
     for breaker in gateway.breakers() {
-        breaker.reset();
+        gateway
+            .manual_action(breaker.name(), ManualAction::Reset)
+            .await;
     }
     tracing::info!(action = "reset-all", "operator action");
     let mut body = all_snapshots(&gateway);

@@ -4,6 +4,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use futures_util::future::BoxFuture;
 
 use super::{Deliver, QueuedRequest};
+use crate::breaker::State;
 use crate::outcome::{Delivery, Replay};
 use crate::upstream::{CallEnd, OutgoingRequest, Upstream, is_failure};
 
@@ -11,6 +12,14 @@ impl Upstream {
     /// Sends a stored request once through the breaker (never retried: the queue retries on its
     /// own schedule).
     pub async fn replay(&self, request: &QueuedRequest) -> Replay {
+        // An operator disabled the breaker (calls pass unguarded): the queue waits for the
+        // reset rather than replaying into an upstream nobody watches.
+        if self.breaker().state() == State::Disabled {
+            return Replay {
+                delivery: Delivery::Rejected,
+                attempts: Vec::new(),
+            };
+        }
         let Ok(method) = Method::from_bytes(request.method.as_bytes()) else {
             return Replay {
                 delivery: Delivery::Failed {

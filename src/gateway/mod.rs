@@ -7,6 +7,7 @@ mod bus;
 mod by_name;
 mod gauges;
 mod history;
+mod manual;
 mod reload;
 mod system;
 mod timer;
@@ -70,6 +71,7 @@ pub struct Gateway {
     started: Nanos,
     in_flight: AtomicUsize,
     system: system::Sampler,
+    manual: manual::ManualStates,
     shutdown: watch::Sender<bool>,
 }
 
@@ -154,9 +156,12 @@ impl Gateway {
             started,
             in_flight: AtomicUsize::new(0),
             system: system::Sampler::default(),
+            manual: manual::ManualStates::default(),
             shutdown,
         });
         gateway.apply(config)?;
+        // Operator actions of the fleet are in force before this replica serves.
+        gateway.sync_manual_states().await;
         Ok(gateway)
     }
 
@@ -251,6 +256,7 @@ impl Gateway {
                 self.shutdown.subscribe(),
             )),
             tokio::spawn(history::follow(Arc::clone(self), self.shutdown.subscribe())),
+            tokio::spawn(manual::follow(Arc::clone(self), self.shutdown.subscribe())),
             tokio::spawn(gauges::refresh_periodically(
                 Arc::clone(self),
                 self.shutdown.subscribe(),

@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "cache_bounds",
         include_str!("migrations/0004_cache_bounds.sql"),
     ),
+    (
+        5,
+        "manual_states",
+        include_str!("migrations/0005_manual_states.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -25,6 +25,7 @@ mod cache;
 pub(crate) mod db;
 mod error;
 mod history;
+mod manual;
 mod queue;
 mod rows;
 mod tally;
@@ -33,6 +34,7 @@ mod tests;
 
 pub use error::StoreError;
 pub use history::TransitionRecord;
+pub use manual::{MANUAL_STATES_CHANNEL, ManualAction, ManualState};
 pub use queue::{QueueDepth, QueueEntry, QueueListing};
 
 use db::Db;
