@@ -464,6 +464,24 @@ async fn queued_request_is_replayed_once_when_the_breaker_closes() {
         .expect("still listed");
     assert_eq!(entry["status"], "delivered");
     assert_eq!(delivered(queued.clone()).await, 2, "delivered exactly once");
+    let keys: Vec<Option<String>> = queued
+        .seen
+        .lock()
+        .expect("seen")
+        .iter()
+        .filter(|s| s.method == "POST")
+        .map(|s| {
+            s.headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [None, Some(id.clone())],
+        "the replay carries the queue id as its Idempotency-Key; the original attempt none"
+    );
 
     // The replay is a call through the breaker like any other: counted with its outcome.
     let text = reqwest::get(gw.url("/metrics"))

@@ -8,6 +8,9 @@ use crate::breaker::State;
 use crate::outcome::{Delivery, Replay};
 use crate::upstream::{CallEnd, OutgoingRequest, Upstream, is_failure};
 
+/// The IETF draft header naming a request so that its repeats can be recognised.
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
 impl Upstream {
     /// Sends a stored request once through the breaker (never retried: the queue retries on its
     /// own schedule).
@@ -38,6 +41,14 @@ impl Upstream {
             ) {
                 headers.append(name, value);
             }
+        }
+        // At-least-once delivery: a repeat (after a replica died between the upstream's answer
+        // and the delivered mark) carries the same key, so the upstream can drop it. A key the
+        // client sent itself is kept: repeats carry it just the same.
+        if !headers.contains_key(IDEMPOTENCY_KEY)
+            && let Ok(key) = HeaderValue::from_str(&request.id.to_string())
+        {
+            headers.insert(IDEMPOTENCY_KEY, key);
         }
         let outgoing = OutgoingRequest {
             method,
