@@ -152,8 +152,15 @@ async fn an_action_taken_while_the_database_is_down_reaches_the_fleet_when_it_re
         state(&two, "plex").await == "forced_open"
     })
     .await;
-    assert!(reached, "stored once the database answers, then applied by the other replica");
-    assert_eq!(state(&one, "plex").await, "forced_open", "an older stored state never wins");
+    assert!(
+        reached,
+        "stored once the database answers, then applied by the other replica"
+    );
+    assert_eq!(
+        state(&one, "plex").await,
+        "forced_open",
+        "an older stored state never wins"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -159,3 +159,53 @@ async fn replayer_runs_when_woken_and_ends_on_shutdown() {
         .await
         .expect("ended");
 }
+
+/// A delivery that takes `takes` and, halfway, asks another replica's store for the request.
+#[derive(Debug)]
+struct SlowDelivery {
+    other: breakerbox::store::Store,
+    takes: Duration,
+    seen_by_other: std::sync::Mutex<Option<bool>>,
+}
+
+impl breakerbox::fallback::Deliver for SlowDelivery {
+    fn deliver<'a>(
+        &'a self,
+        _request: &'a breakerbox::fallback::QueuedRequest,
+    ) -> futures_util::future::BoxFuture<'a, Delivery> {
+        Box::pin(async move {
+            tokio::time::sleep(self.takes / 2).await;
+            let claimed = self.other.claim_next("qbittorrent").await.expect("claim");
+            *self.seen_by_other.lock().expect("lock") = Some(claimed.is_some());
+            tokio::time::sleep(self.takes / 2).await;
+            Delivery::Delivered { status: 200 }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_claim_is_renewed_while_its_delivery_is_under_way() {
+    let dir = TempDir::new();
+    let url = dir.sqlite_url("lease.db");
+    let lease = Duration::from_secs(1);
+    let mine = open_with(&url, StoreOptions::default().claim_lease(lease)).await;
+    let other = open_with(&url, StoreOptions::default().claim_lease(lease)).await;
+    let queue = RequestQueue::new(mine.clone());
+    queue
+        .enqueue(request("qbittorrent", 0))
+        .await
+        .expect("enqueue");
+    // Three leases long: without renewal the other replica could claim it halfway.
+    let deliver = SlowDelivery {
+        other,
+        takes: lease * 3,
+        seen_by_other: std::sync::Mutex::new(None),
+    };
+    let report = queue.replay("qbittorrent", &deliver).await.expect("replay");
+    assert_eq!(report.delivered, 1);
+    assert_eq!(
+        *deliver.seen_by_other.lock().expect("lock"),
+        Some(false),
+        "a live replica's claim never runs out under a slow delivery"
+    );
+}

@@ -439,6 +439,15 @@ impl TryFrom<In<'_, RawStore>> for StoreConfig {
             queue_finished_keep: i
                 .int(key!(s, queue_finished_keep), 0, i64::MAX)?
                 .unwrap_or(StoreConfig::DEFAULT_QUEUE_FINISHED_KEEP),
+            claim_lease: match s.claim_lease {
+                Some(lease) if lease < Duration::from_secs(1) => {
+                    let why = "must be at least 1s: a claim is renewed every third of it";
+                    return Err(i
+                        .refuse("claim_lease", why)
+                        .value(humantime::format_duration(lease).to_string()));
+                }
+                lease => lease.unwrap_or(StoreConfig::DEFAULT_CLAIM_LEASE),
+            },
             queue_max_requests: i
                 .int(key!(s, queue_max_requests), 1, i64::MAX)?
                 .unwrap_or(StoreConfig::DEFAULT_QUEUE_MAX_REQUESTS),

@@ -58,6 +58,8 @@ pub(crate) struct StoreKeys {
     #[serde(default, with = "duration")]
     pub(crate) queue_finished_retention: Option<Duration>,
     pub(crate) queue_finished_keep: Option<i64>,
+    #[serde(default, with = "duration")]
+    pub(crate) claim_lease: Option<Duration>,
     pub(crate) queue_max_requests: Option<i64>,
     pub(crate) queue_max_bytes: Option<i64>,
     pub(crate) cache_max_entries: Option<i64>,

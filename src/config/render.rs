@@ -128,6 +128,7 @@ impl From<&Config> for RawConfig {
             queue_memory_capacity: int(c.store.queue_memory_capacity),
             queue_finished_retention: Some(c.store.queue_finished_retention),
             queue_finished_keep: int(c.store.queue_finished_keep),
+            claim_lease: Some(c.store.claim_lease),
             queue_max_requests: int(c.store.queue_max_requests),
             queue_max_bytes: int(c.store.queue_max_bytes),
             cache_max_entries: int(c.store.cache_max_entries),

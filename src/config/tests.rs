@@ -1019,6 +1019,22 @@ fn window_type_and_window_calls_are_read_checked_overridden_and_rendered() {
 }
 
 #[test]
+fn claim_lease_is_read_checked_overridden_and_rendered() {
+    let config = load("", &[]).expect("valid");
+    assert_eq!(config.store.claim_lease, Duration::from_secs(15));
+    let config = load(
+        "[store]\nclaim_lease = \"20s\"",
+        &[("BREAKERBOX_STORE_CLAIM_LEASE", "5s")],
+    )
+    .expect("valid");
+    assert_eq!(config.store.claim_lease, Duration::from_secs(5));
+    let again = load(&config.to_toml(), &[]).expect("the rendering loads");
+    assert_eq!(again.store.claim_lease, Duration::from_secs(5));
+    let err = refused("[store]\nclaim_lease = \"500ms\"", &[]);
+    check(&err, "store.claim_lease", "500ms", "must be at least 1s");
+}
+
+#[test]
 fn open_duration_multiplier_is_read_checked_overridden_and_rendered() {
     let text = "[defaults]\nopen_duration_max = \"10m\"\nopen_duration_multiplier = 1.5\n\
                 [upstreams.plex]\nurl = \"http://a\"\n[upstreams.tmdb]\nurl = \"http://b\"\n\

@@ -94,6 +94,10 @@ pub struct StoreConfig {
     /// Most finished queued requests kept whatever their age, the newest
     /// (`queue_finished_keep`, default 10,000; 0 keeps none).
     pub queue_finished_keep: usize,
+    /// How long a replica's claim on a queued request lasts unless renewed (`claim_lease`,
+    /// default 15 s, at least 1 s); it is renewed every third of it while the delivery is under
+    /// way, so a killed replica's requests come back to the others within it.
+    pub claim_lease: Duration,
     /// Most requests pending in the durable queue, every upstream together
     /// (`queue_max_requests`, default 100,000); beyond it a queued call answers 503
     /// `queue_full`.
@@ -116,6 +120,8 @@ impl StoreConfig {
     pub const DEFAULT_QUEUE_MEMORY_CAPACITY: usize = 10_000;
     /// Default `queue_finished_retention`.
     pub const DEFAULT_QUEUE_FINISHED_RETENTION: Duration = Duration::from_secs(3600);
+    /// Default `claim_lease`.
+    pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(15);
     /// Default `queue_finished_keep`.
     pub const DEFAULT_QUEUE_FINISHED_KEEP: usize = 10_000;
     /// Default `queue_max_requests` (gateway-wide).

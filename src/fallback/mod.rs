@@ -7,6 +7,7 @@
 //! the upstream client.
 
 use std::fmt;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
@@ -134,6 +135,18 @@ pub trait QueueStore: Send + Sync + fmt::Debug + 'static {
 
     /// Removes finished requests past their retention; how many.
     fn prune_finished(&self) -> BoxFuture<'_, Result<u64, StoreFailure>>;
+
+    /// Extends this replica's claim on `id` while its delivery is under way. The default does
+    /// nothing: a store whose claims never run out needs no renewal.
+    fn renew(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreFailure>> {
+        let _ = id;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// How long a claim lasts unless renewed; `None`: claims never run out.
+    fn claim_lease(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Keeps cached responses beyond the memory cache (implemented by the store).

@@ -111,7 +111,7 @@ impl RequestQueue {
                 break;
             };
             let attempts = request.attempts.saturating_add(1);
-            match deliver.deliver(&request).await {
+            match self.deliver_renewing(&request, deliver).await {
                 // Any answer is final, a 4xx included: the upstream has seen the request.
                 Delivery::Delivered { status } => {
                     let outcome = QueueStatus::Delivered { status };
@@ -139,6 +139,28 @@ impl RequestQueue {
             }
         }
         Ok(report)
+    }
+
+    /// Delivers `request`, renewing its claim every third of the lease while the delivery is
+    /// under way, so a claim runs out only when its replica is gone (a short lease then brings
+    /// a dead replica's requests back in seconds) and never under a slow but live delivery.
+    async fn deliver_renewing(&self, request: &QueuedRequest, deliver: &dyn Deliver) -> Delivery {
+        let Some(lease) = self.store.claim_lease() else {
+            return deliver.deliver(request).await;
+        };
+        let every = (lease / 3).max(Duration::from_millis(10));
+        let delivery = deliver.deliver(request);
+        tokio::pin!(delivery);
+        loop {
+            tokio::select! {
+                delivered = &mut delivery => return delivered,
+                () = tokio::time::sleep(every) => {
+                    if let Err(e) = self.store.renew(request.id).await {
+                        tracing::debug!(id = %request.id, error = %e, "claim not renewed");
+                    }
+                }
+            }
+        }
     }
 
     async fn prune_finished(&self) -> Result<u64, StoreFailure> {

@@ -46,8 +46,9 @@ use db::Db;
 pub struct StoreOptions {
     /// Most requests the memory buffer holds while the database is unavailable (10,000).
     pub buffer_capacity: usize,
-    /// How long a claimed request stays reserved for the replica that claimed it (60 s). A
-    /// replica that dies mid-delivery gives it up after this long.
+    /// How long a claimed request stays reserved for the replica that claimed it unless renewed
+    /// (15 s; renewed every third of it while its delivery is under way). A replica that dies
+    /// mid-delivery gives it up after this long.
     pub claim_lease: Duration,
     /// How often the background task retries the database while degraded (1 s).
     pub retry_interval: Duration,
@@ -71,7 +72,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             buffer_capacity: 10_000,
-            claim_lease: Duration::from_secs(60),
+            claim_lease: StoreConfig::DEFAULT_CLAIM_LEASE,
             retry_interval: Duration::from_secs(1),
             finished_retention: Duration::from_secs(3600),
             finished_keep: 10_000,
@@ -91,6 +92,7 @@ impl StoreOptions {
             .buffer_capacity(config.queue_memory_capacity)
             .finished_retention(config.queue_finished_retention)
             .finished_keep(config.queue_finished_keep)
+            .claim_lease(config.claim_lease)
             .queue_max(config.queue_max_requests, config.queue_max_bytes)
             .cache_max(
                 config.cache_max_entries as u64,

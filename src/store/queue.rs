@@ -1,7 +1,7 @@
 //! The durable queue's table: enqueue (with the memory buffer), claim, finish, release, listing.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
@@ -62,6 +62,10 @@ const RECOUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 // `claimed_by = $3`: a release that comes after this replica's lease ran out must not free the
 // claim of the replica that took the request over (a third one would deliver it again).
+// Extends this replica's claim while its delivery is still under way.
+const RENEW: &str = "UPDATE queued_requests SET claimed_until = $2 \
+     WHERE id = $1 AND status = 'pending' AND claimed_by = $3";
+
 const RELEASE: &str = "UPDATE queued_requests SET attempts = $2, claimed_until = NULL, \
      claimed_by = NULL WHERE id = $1 AND status = 'pending' AND claimed_by = $3";
 
@@ -338,6 +342,28 @@ impl Store {
         Ok(())
     }
 
+    /// Extends this replica's claim on `id` by a whole claim lease from now (a claim another
+    /// replica took over after it ran out is left alone).
+    pub async fn renew_claim(&self, id: Uuid) -> Result<(), StoreError> {
+        let lease = i64::try_from(self.inner.options.claim_lease.as_millis()).unwrap_or(i64::MAX);
+        let until = rows::to_ms(self.wall_now()).saturating_add(lease);
+        let query = async {
+            on_db!(&self.inner.db, |pool| sqlx::query(RENEW)
+                .bind(id.to_string())
+                .bind(until)
+                .bind(&self.inner.replica)
+                .execute(pool)
+                .await
+                .map(|_| ()))
+        };
+        self.call("renew_claim", query).await
+    }
+
+    /// How long a claim lasts unless renewed.
+    pub fn claim_lease(&self) -> Duration {
+        self.inner.options.claim_lease
+    }
+
     /// Puts a request this replica claimed back to pending after a failed attempt (nothing if
     /// another replica has claimed it since).
     pub async fn release(&self, id: Uuid, attempts: u32) -> Result<(), StoreError> {
@@ -541,6 +567,14 @@ impl QueueStore for Store {
 
     fn prune_finished(&self) -> BoxFuture<'_, Result<u64, StoreFailure>> {
         Box::pin(async move { Ok(Store::prune_finished(self).await?) })
+    }
+
+    fn renew(&self, id: Uuid) -> BoxFuture<'_, Result<(), StoreFailure>> {
+        Box::pin(async move { Ok(Store::renew_claim(self, id).await?) })
+    }
+
+    fn claim_lease(&self) -> Option<Duration> {
+        Some(Store::claim_lease(self))
     }
 }
 
