@@ -57,9 +57,11 @@ impl Replayers {
         }
     }
 
-    /// Replays an upstream's queue now if `transition` closed its breaker.
+    /// Replays an upstream's queue now if `transition` closed its breaker, or turned it
+    /// half-open: the replay's first delivery is then the probe, so a queue waits for no poll
+    /// (and no proxied request) once the open duration has run out.
     pub(crate) fn on_transition(&self, transition: &Transition) {
-        if transition.to == State::Closed
+        if matches!(transition.to, State::Closed | State::HalfOpen)
             && let Some(replayer) = self.running().get(transition.breaker.as_ref())
         {
             replayer.wake();
